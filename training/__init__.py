@@ -1,0 +1,1 @@
+"""AgentLM training: mixture with general data, per-turn loss tokenization, TRL SFT entry point and recipes."""

@@ -131,6 +131,15 @@ def _split_names() -> list[str]:
     return load_schema()["properties"]["split"]["enum"]
 
 
+def _message(error: jsonschema.ValidationError, limit: int = 120) -> str:
+    # jsonschema quotes the whole offending value; a 20 kB conversation would drown the report.
+    text = error.message
+    shown = repr(error.instance)
+    if len(shown) > limit and shown in text:
+        text = text.replace(shown, shown[:limit] + "...")
+    return text
+
+
 def check_record(rec: Any) -> list[Problem]:
     """Every problem with one record: schema violations first, then the rules the schema cannot express.
 
@@ -140,5 +149,5 @@ def check_record(rec: Any) -> list[Problem]:
     """
     errors = sorted(_validator().iter_errors(rec), key=lambda e: list(e.absolute_path))
     if errors:
-        return [Problem(_pointer(e.absolute_path), e.message) for e in errors]
+        return [Problem(_pointer(e.absolute_path), _message(e)) for e in errors]
     return _semantic_problems(rec)

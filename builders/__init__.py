@@ -1,1 +1,37 @@
 """One module per AgentInstruct split: task sources, environment, prompt, action parser, reward and bar."""
+
+from __future__ import annotations
+
+import importlib
+
+# split -> "module:Class" of its Builder (agentinstruct.builder.Builder). One line per split.
+BUILDERS: dict[str, str] = {
+    "os": "agentinstruct.builders.os:OsBuilder",
+    "db": "agentinstruct.builders.db:DbBuilder",
+    "kg": "agentinstruct.builders.kg:KgBuilder",
+}
+
+
+def builder_class(split: str, spec: str | None = None) -> type:
+    """The Builder class for ``split``: from ``spec`` ("module:Class", e.g. ``--builder``) or the registry.
+
+    Example:
+        >>> builder_class("os").split  # doctest: +SKIP
+        'os'
+    """
+    spec = spec or BUILDERS.get(split)
+    if spec is None:
+        raise ValueError(f"no builder for split {split!r} yet (registered: {', '.join(BUILDERS) or 'none'})")
+    module_name, _, class_name = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise  # the builder exists but one of its own imports is missing: show the real error
+        raise ValueError(f"the {split} builder {spec!r} is not available: no module {exc.name!r}") from None
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise ValueError(f"the {split} builder {spec!r} is not available: {module_name} has no {class_name!r}")
+    if getattr(cls, "split", None) != split:
+        raise ValueError(f"builder {spec!r} makes split {getattr(cls, 'split', None)!r}, not {split!r}")
+    return cls

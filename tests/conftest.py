@@ -16,3 +16,18 @@ def agentbench() -> Path:
     if not AGENTBENCH.exists():
         pytest.skip(f"AgentBench data not found at {AGENTBENCH}")
     return AGENTBENCH
+
+
+@pytest.fixture
+def local_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """A local Hub test double (tests/hub_server.py) on 127.0.0.1, with ``huggingface_hub`` and ``datasets``
+    pointed at it: ``HF_ENDPOINT``, ``HF_HUB_DISABLE_XET=1``, a fake ``HF_TOKEN``, offline mode off, caches in a temp
+    dir. Yields the server: ``.endpoint``, ``.token``, ``.requests`` (every request served), ``.store``."""
+    import secrets
+
+    from hub_server import LocalHub, hub_environment
+
+    root = tmp_path_factory.mktemp("local_hub")
+    with LocalHub(root / "store", token=f"hf_localtest{secrets.token_hex(12)}") as hub:
+        with hub_environment(hub, root, monkeypatch):
+            yield hub

@@ -1,0 +1,242 @@
+"""Tokenization with per-turn loss, turn-aware truncation, and the mask checks that run before training.
+
+Exactly the gpt turns with ``loss: true`` are trained (AgentInstruct marks the
+acknowledgement and one-shot turns ``false``; ShareGPT rows from ``mix`` carry
+``true`` on every assistant turn). Each conversation is rendered once, the
+whole text is tokenized once with character offsets, and a token is trained
+when it starts inside a trained turn's span (the reply and its end-of-turn
+token). Tokens are therefore exactly what the tokenizer gives for the text
+the model will see at inference.
+
+Truncation is turn-aware: a conversation longer than ``max_length`` first loses
+the untrained turns after its last trained turn, then whole early rounds (a
+human turn and its reply), and only when one round is left is it cut by
+tokens, from the left while the last trained turn fits, else from the right.
+An example left with no trained token is dropped; every case is counted.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentinstruct.training.chat import ChatFormat
+
+IGNORE = -100
+
+
+class MaskError(ValueError):
+    """The loss mask is wrong; training must not start."""
+
+
+@dataclass
+class EncodeStats:
+    """What tokenization did: token counts (by source), truncation counts by kind, end-of-turn suffixes seen."""
+
+    examples: int = 0
+    kept: int = 0
+    tokens: int = 0
+    trained_tokens: int = 0
+    trained_tokens_by_source: Counter = field(default_factory=Counter)
+    examples_by_source: Counter = field(default_factory=Counter)
+    truncation: Counter = field(default_factory=Counter)
+    suffixes: Counter = field(default_factory=Counter)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form for logs, the model card and the mixture manifest."""
+        return {
+            "examples": self.examples, "kept": self.kept, "tokens": self.tokens, "trained_tokens": self.trained_tokens,
+            "trained_tokens_by_source": dict(self.trained_tokens_by_source),
+            "examples_by_source": dict(self.examples_by_source), "truncation": dict(sorted(self.truncation.items())),
+        }
+
+
+def _labels(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+    starts = [s for s, _ in spans]
+    labels = []
+    for tok, (begin, end) in zip(ids, offsets):
+        k = bisect_right(starts, begin) - 1
+        inside = k >= 0 and begin < spans[k][1] and end > begin
+        labels.append(tok if inside else IGNORE)
+    return labels
+
+
+def _tokenize(tokenizer: Any, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
+    return enc["input_ids"], enc["offset_mapping"]
+
+
+def _trained_turns(conv: list[dict[str, Any]]) -> list[int]:
+    return [i for i, t in enumerate(conv) if t["from"] == "gpt" and t["loss"] is True]
+
+
+def _suffix(text: str, span: tuple[int, int], reply: str) -> str:
+    body = text[span[0]:span[1]].strip()
+    return body[len(reply.strip()):] if body.startswith(reply.strip()) else body
+
+
+class Encoder:
+    """Turns conversations into ``input_ids`` + ``labels`` under one chat format and length limit.
+
+    Example:
+        >>> enc = Encoder(tokenizer, llama2_chat(), max_length=4096)  # doctest: +SKIP
+        >>> rows = enc.encode(mixed_rows)  # doctest: +SKIP
+        >>> enc.stats.truncation  # doctest: +SKIP
+        Counter({'dropped_early_rounds': 12, 'early_turns_dropped': 40})
+    """
+
+    def __init__(self, tokenizer: Any, fmt: ChatFormat, max_length: int | None):
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("per-turn loss masks need a fast tokenizer (character offsets)")
+        self.tokenizer, self.fmt, self.max_length = tokenizer, fmt, max_length
+        self.stats = EncodeStats()
+
+    def _fit(self, conv: list[dict[str, Any]], ends: list[int], offsets: list[tuple[int, int]]) -> dict[str, Any] | None:
+        """Shorten an over-long conversation turn by turn; None when nothing trainable fits."""
+        counts = self.stats.truncation
+        counts["examples_truncated"] += 1
+        trained = _trained_turns(conv)
+        last = trained[-1]
+        if last + 1 < len(conv):
+            counts["trailing_turns_dropped"] += len(conv) - last - 1
+            conv = conv[: last + 1]
+        # tokens per turn from the full render's offsets, to guess how many early rounds must go
+        token_ends = [bisect_right([o[0] for o in offsets], e) for e in ends]
+        start = 0
+        while True:
+            text, spans, ends2 = self.fmt.render_spans(self.tokenizer, conv[start:])
+            (ids,), (offs,) = _tokenize(self.tokenizer, [text])
+            if len(ids) <= self.max_length:
+                break
+            remaining = [i for i in range(start + 2, last + 1, 2)]
+            if not remaining:
+                break
+            excess = len(ids) - self.max_length
+            step = next((r for r in remaining if token_ends[r - 1] - (token_ends[start - 1] if start else 0) >= excess),
+                        remaining[-1])
+            start = step
+        if start:
+            counts["examples_early_rounds_dropped"] += 1
+            counts["early_turns_dropped"] += start
+            counts["trained_turns_dropped"] += sum(1 for i in trained if i < start)
+        labels = _labels(ids, offs, spans)
+        if len(ids) > self.max_length:
+            last_span_tokens = sum(1 for o in offs if spans[-1][0] <= o[0] < spans[-1][1])
+            if last_span_tokens < self.max_length:
+                counts["examples_cut_prompt_tokens"] += 1
+                ids, labels = ids[-self.max_length:], labels[-self.max_length:]
+            else:
+                counts["examples_cut_last_trained_turn"] += 1
+                ids, labels = ids[: self.max_length], labels[: self.max_length]
+        if all(label == IGNORE for label in labels):
+            counts["examples_dropped_no_trained_token"] += 1
+            return None
+        for span, i in zip(spans, _trained_turns(conv[start:])):
+            self.stats.suffixes[_suffix(text, span, conv[start + i]["value"])] += 1
+        return {"input_ids": ids, "labels": labels}
+
+    def encode(self, rows: Iterable[dict[str, Any]], batch_size: int = 256) -> list[dict[str, Any]]:
+        """Encode rows (``id``, ``conversations``, optional ``source``) into ``id``, ``source``, ``input_ids``, ``labels``.
+
+        Rows without a trained turn are dropped and counted under
+        ``examples_without_trained_turn``.
+        """
+        out: list[dict[str, Any]] = []
+        batch: list[dict[str, Any]] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) == batch_size:
+                out.extend(self._encode_batch(batch))
+                batch = []
+        if batch:
+            out.extend(self._encode_batch(batch))
+        return out
+
+    def _encode_batch(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rendered, todo = [], []
+        for row in rows:
+            self.stats.examples += 1
+            if not _trained_turns(row["conversations"]):
+                self.stats.truncation["examples_without_trained_turn"] += 1
+                continue
+            rendered.append(self.fmt.render_spans(self.tokenizer, row["conversations"]))
+            todo.append(row)
+        ids_list, offsets_list = _tokenize(self.tokenizer, [r[0] for r in rendered]) if rendered else ([], [])
+        out = []
+        for row, (text, spans, ends), ids, offsets in zip(todo, rendered, ids_list, offsets_list):
+            if self.max_length is not None and len(ids) > self.max_length:
+                encoded = self._fit(row["conversations"], ends, offsets)
+                if encoded is None:
+                    continue
+            else:
+                encoded = {"input_ids": ids, "labels": _labels(ids, offsets, spans)}
+                conv = row["conversations"]
+                for span, i in zip(spans, _trained_turns(conv)):
+                    self.stats.suffixes[_suffix(text, span, conv[i]["value"])] += 1
+            source = row.get("source", "unknown")
+            trained = sum(1 for label in encoded["labels"] if label != IGNORE)
+            self.stats.kept += 1
+            self.stats.tokens += len(encoded["input_ids"])
+            self.stats.trained_tokens += trained
+            self.stats.trained_tokens_by_source[source] += trained
+            self.stats.examples_by_source[source] += 1
+            out.append({"id": row.get("id"), "source": source, **encoded})
+        return out
+
+
+def check_masks(rows: list[dict[str, Any]], stats: EncodeStats) -> None:
+    """Fail loudly before training when the loss mask cannot be right.
+
+    Raises ``MaskError`` on: no examples; an example with no trained token;
+    an example whose every token is trained (the prompt is trained); a data set
+    with no trained token at all or every token trained; trained spans that end
+    in more than one distinct suffix (the template puts prompt text in them).
+
+    Example:
+        >>> check_masks([{"id": "a", "input_ids": [1, 2], "labels": [-100, 2]}], EncodeStats(suffixes=Counter({"</s>": 1})))
+    """
+    if not rows:
+        raise MaskError("no examples left to train on")
+    total = trained = 0
+    for row in rows:
+        n = sum(1 for label in row["labels"] if label != IGNORE)
+        if n == 0:
+            raise MaskError(f"example {row.get('id')}: no trained token (all-zero mask)")
+        if n == len(row["labels"]):
+            raise MaskError(f"example {row.get('id')}: every token is trained (all-one mask): prompt text would be trained")
+        for tok, label in zip(row["input_ids"], row["labels"]):
+            if label != IGNORE and label != tok:
+                raise MaskError(f"example {row.get('id')}: a label differs from its input token")
+        total += len(row["labels"])
+        trained += n
+    if len(stats.suffixes) > 1:
+        shown = ", ".join(repr(s[:40]) for s, _ in stats.suffixes.most_common(3))
+        raise MaskError(f"trained turns end in {len(stats.suffixes)} different suffixes ({shown}): the template puts "
+                        "text other than the reply and its end-of-turn token in the trained spans")
+    if trained == total:
+        raise MaskError("every token of the data set is trained: the mask is all ones")
+
+
+def render_mask(tokenizer: Any, row: dict[str, Any], open_mark: str = "[[", close_mark: str = "]]") -> str:
+    """The example's text with each trained span of tokens wrapped in ``open_mark`` ... ``close_mark``.
+
+    Example:
+        >>> render_mask(tok, {"input_ids": ids, "labels": labels})  # doctest: +SKIP
+        '<s>[INST] ... [/INST][[ Ok. </s>]]<s>[INST] ...'
+    """
+    parts, run, trained = [], [], False
+    for tok, label in zip(row["input_ids"], row["labels"]):
+        now = label != IGNORE
+        if now != trained and run:
+            text = tokenizer.decode(run)
+            parts.append(f"{open_mark}{text}{close_mark}" if trained else text)
+            run = []
+        trained = now
+        run.append(tok)
+    if run:
+        text = tokenizer.decode(run)
+        parts.append(f"{open_mark}{text}{close_mark}" if trained else text)
+    return "".join(parts)

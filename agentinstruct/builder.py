@@ -104,6 +104,8 @@ class Builder(ABC):
     max_turns: ClassVar[int]
     reward_bar: ClassVar[float] = 1.0
     """Keep a trajectory when its reward is at least this."""
+    observation_limit: ClassVar[int] = 800
+    """Observations longer than this many characters are cut, with a notice (AgentBench cuts at 800)."""
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -143,6 +145,14 @@ class Builder(ABC):
     def reference_actions(self, task: Task) -> list[Action]:
         """The task's reference solution as actions, for ``--policy reference``. Raise ValueError if it has none."""
         raise ValueError(f"{self.split} task {task.task_id} has no reference solution")
+
+    def template_thought(self, task: Task, action: Action) -> str:
+        """The thought written before ``action`` under ``--policy reference`` when no model writes thoughts."""
+        if self.is_final(action):
+            return "I have what I need, so I will give the final answer."
+        first = action.argument.strip().splitlines()[0] if action.argument.strip() else ""
+        what = f" `{first[:80]}`" if first else ""
+        return f"I will take the next step of the solution with {action.kind}{what} to move the task forward."
 
     @abstractmethod
     def render(self, thought: str, action: Action) -> str:

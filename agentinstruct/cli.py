@@ -13,6 +13,8 @@ from agentinstruct.validation import InvalidRecords
 COMMANDS: tuple[str, ...] = (
     "agentinstruct.commands.data",
     "agentinstruct.commands.demo",
+    "agentinstruct.commands.build",
+    "agentinstruct.commands.mix",
 )
 
 

@@ -6,13 +6,15 @@ Layout::
     DIR/manifest.json                   files with hashes and row counts, versions
     DIR/trajectory.schema.json          the record contract the rows follow
     DIR/data/{config}/{split}-{hash}.parquet
+    DIR/plots/{name}-{hash}.png         the card's pictures (reward and turn distributions)
+    DIR/reports/*.json                  filter reports the card shows (dedup, decontamination)
 
 Configs: ``default`` holds the kept trajectories of each split (as THUDM
 released them), ``all`` every scored trajectory with its filter decision.
 
-Crash safety: data files are named by their content hash and written
-atomically, the manifest is written next and the card last, and only then are
-files no longer referenced deleted. A crash at any point leaves the previous
+Crash safety: data files and plots are named by their content hash and
+written atomically, the manifest is written next and the card last, and only
+then are files no longer referenced deleted. A crash at any point leaves the previous
 card pointing at files that still exist; ``manifest.json`` is the commit
 point that the next write or ``agentinstruct card`` picks up.
 """
@@ -36,6 +38,8 @@ from agentinstruct.validation import Finding, InvalidRecords, check_records
 CONFIGS: tuple[str, ...] = ("default", "all")
 MANIFEST = "manifest.json"
 CARD = "README.md"
+PLOTS = "plots"
+REPORTS = "reports"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,23 @@ class DataFile:
     rows: int
     sha256: str
     bytes: int
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A file beside the data that the card shows and the Hub repo carries: a plot or a filter report."""
+
+    path: str
+    sha256: str
+    bytes: int
+
+
+def report_assets(root: Path) -> list[Asset]:
+    """The filter reports in ``DIR/reports`` (written by ``agentinstruct dedup`` and ``decontaminate``)."""
+    return [
+        Asset(p.relative_to(root).as_posix(), sha256_file(p), p.stat().st_size)
+        for p in sorted((Path(root) / REPORTS).glob("*.json"))
+    ]
 
 
 def arrow_schema() -> pa.Schema:
@@ -93,8 +114,12 @@ def _ordered(files: Iterable[DataFile]) -> list[DataFile]:
     return sorted(files, key=lambda f: (CONFIGS.index(f.config), SPLITS.index(f.split)))
 
 
-def manifest_for(root: Path, files: list[DataFile]) -> dict[str, Any]:
-    """The manifest of a dir holding ``files``: deterministic, so equal data gives equal bytes."""
+def manifest_for(root: Path, files: list[DataFile], assets: Iterable[Asset] = (), hub_repo: str | None = None) -> dict[str, Any]:
+    """The manifest of a dir holding ``files`` and ``assets``: deterministic, so equal data gives equal bytes.
+
+    ``hub_repo`` is the Hub repo the dir is published to (set by ``agentinstruct publish``; the card's load
+    examples name it).
+    """
     counts: dict[str, dict[str, int]] = {c: {} for c in CONFIGS}
     for f in files:
         counts[f.config][f.split] = f.rows
@@ -102,22 +127,32 @@ def manifest_for(root: Path, files: list[DataFile]) -> dict[str, Any]:
         "format": "agentinstruct-dataset",
         "schema_version": schema_version(),
         "builder_version": __version__,
+        "hub_repo": hub_repo,
         "rows": counts,
         "data_files": [f.__dict__ for f in _ordered(files)],
         "schema_file": {"path": SCHEMA_FILE, "sha256": sha256_file(Path(root) / SCHEMA_FILE)},
+        "assets": [a.__dict__ for a in assets],
     }
 
 
-def commit(root: Path, files: list[DataFile]) -> None:
-    """Write schema, manifest and card for ``files``, then delete data files nothing references."""
-    from agentinstruct.card import render_card  # the card reads the data back through this module
+def commit(root: Path, files: list[DataFile], hub_repo: str | None = None) -> None:
+    """Write schema, plots, manifest and card for ``files``, then delete data files and plots nothing references.
+
+    ``hub_repo`` None keeps the repo the manifest already names.
+    """
+    # Both read the data back through this module.
+    from agentinstruct.card import render_card
+    from agentinstruct.plots import write_plots
 
     root = Path(root)
+    hub_repo = hub_repo or (read_manifest(root) or {}).get("hub_repo")
     atomic_write_text(root / SCHEMA_FILE, schema_text())
-    atomic_write_text(root / MANIFEST, json.dumps(manifest_for(root, files), indent=2, sort_keys=False) + "\n")
+    assets = write_plots(root, files) + report_assets(root)
+    manifest = manifest_for(root, files, assets, hub_repo)
+    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
     atomic_write_text(root / CARD, render_card(root))
-    keep = {f.path for f in files}
-    for stale in (root / "data").rglob("*.parquet"):
+    keep = {f.path for f in files} | {a.path for a in assets}
+    for stale in [*(root / "data").rglob("*.parquet"), *(root / PLOTS).glob("*.png")]:
         if stale.relative_to(root).as_posix() not in keep:
             stale.unlink()
 

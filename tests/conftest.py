@@ -31,3 +31,15 @@ def local_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     with LocalHub(root / "store", token=f"hf_localtest{secrets.token_hex(12)}") as hub:
         with hub_environment(hub, root, monkeypatch):
             yield hub
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    """A throwaway MariaDB server (tests/mariadb_server.py) on 127.0.0.1, one per test session; yields its admin
+    ``ServerAddress``. Skips with a reason when the server programs (apt mariadb-server) are not installed."""
+    from mariadb_server import mariadb_available, mariadb_server
+
+    if not mariadb_available():
+        pytest.skip("MariaDB server not installed (apt mariadb-server; make setup installs it)")
+    with mariadb_server() as address:
+        yield address

@@ -15,6 +15,7 @@ COMMANDS: tuple[str, ...] = (
     "agentinstruct.commands.demo",
     "agentinstruct.commands.build",
     "agentinstruct.commands.mix",
+    "agentinstruct.commands.publish",
 )
 
 

@@ -144,9 +144,9 @@ class KgBuilder(Builder):
     def parse(self, reply: str) -> Action | FormatError:
         """A reply's final answer or tool call (text after an invented "Observation:" is ignored).
 
-        >>> KgBuilder.parse(None, "Thought: x\\nAction: get_neighbors(Ilse Marrow,  film.director.films_directed)")
+        >>> KgBuilder().parse("Thought: x\\nAction: get_neighbors(Ilse Marrow,  film.director.films_directed)")
         Action(kind='get_neighbors', argument='Ilse Marrow, film.director.films_directed')
-        >>> KgBuilder.parse(None, "Thought: done\\nFinal Answer: #3")
+        >>> KgBuilder().parse("Thought: done\\nFinal Answer: #3")
         Action(kind='answer', argument='#3')
         """
         text = reply.split("Observation:")[0].replace("\\_", "_")

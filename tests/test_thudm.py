@@ -87,3 +87,21 @@ def test_instruction_is_the_task_turn() -> None:
         {"from": "gpt", "value": "act", "loss": True},
     ]
     assert instruction_of(conv) == "the task"
+
+
+def test_import_from_a_hub_dataset_id(tmp_path: Path, local_hub) -> None:
+    """The released layout (one Parquet file per split on the Hub) imports by repo id through the real client."""
+    import datasets
+
+    rows = _rows()
+    by_split: dict[str, list[dict]] = {}
+    for row in rows:
+        by_split.setdefault(row["id"].rsplit("_", 1)[0], []).append(row)
+    datasets.DatasetDict({k: datasets.Dataset.from_list(v) for k, v in by_split.items()}).push_to_hub(
+        "THUDM-test/AgentInstruct", token=local_hub.token
+    )
+    counts = import_thudm("THUDM-test/AgentInstruct", tmp_path / "out")
+    assert counts == {"os": 2, "db": 1, "mind2web": 1}
+    got = {r["id"]: r["conversations"] for r in iter_records(tmp_path / "out", "default")}
+    assert got == {r["id"]: r["conversations"] for r in rows}
+    assert import_thudm("THUDM-test/AgentInstruct", tmp_path / "only-os", split="os") == {"os": 2}

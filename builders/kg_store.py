@@ -2,7 +2,8 @@
 
 Both take the same query text and answer rows in the same shape (variable -> value, Freebase IRIs shortened to
 their ids, literals as their lexical form), so a tool gives the same observation on a user's Freebase Virtuoso and
-on the embedded graph. Both stop a query at a wall-clock timeout and read at most ``max_rows`` rows.
+on the embedded graph. Both give up on a query after a timeout (for HTTP, the socket timeout of the request) and
+read at most ``max_rows`` rows.
 """
 
 from __future__ import annotations
@@ -32,7 +33,12 @@ _ADD_REVERSE_EDGES = f"""INSERT {{ ?o ?rev ?s }} WHERE {{
 
 
 class QueryError(RuntimeError):
-    """A query the backend could not answer: timeout, endpoint error, bad response."""
+    """A query the backend could not answer: timeout, query error, bad response. The agent sees it."""
+
+
+class BackendUnavailable(QueryError):
+    """The endpoint cannot be reached (connection refused, DNS, 502/503/504): not the agent's doing, so it is
+    raised through the episode, which the engine records as errored and retries on resume."""
 
 
 class SparqlBackend(ABC):
@@ -92,14 +98,15 @@ class HttpSparqlBackend(SparqlBackend):
                 body = response.read()
         except urllib.error.HTTPError as e:
             detail = e.read(300).decode("utf-8", "replace").strip()
-            raise QueryError(f"SPARQL endpoint {self.url} answered HTTP {e.code}: {detail}") from None
+            error = BackendUnavailable if e.code in (502, 503, 504) else QueryError
+            raise error(f"SPARQL endpoint {self.url} answered HTTP {e.code}: {detail}") from None
         except TimeoutError:
             raise QueryError(f"SPARQL query timed out after {self.timeout_s:g} s at {self.url}") from None
         except (urllib.error.URLError, OSError) as e:
             reason = getattr(e, "reason", e)
             if isinstance(reason, TimeoutError):
                 raise QueryError(f"SPARQL query timed out after {self.timeout_s:g} s at {self.url}") from None
-            raise QueryError(f"SPARQL endpoint {self.url} unreachable: {reason}") from None
+            raise BackendUnavailable(f"SPARQL endpoint {self.url} unreachable: {reason}") from None
         try:
             bindings = json.loads(body)["results"]["bindings"]
         except (ValueError, KeyError, TypeError):

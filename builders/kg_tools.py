@@ -4,7 +4,8 @@ count) as SPARQL over a backend, with the variables ``#0, #1, ...`` they create.
 As in AgentBench a variable is a program (an S-expression) and its type (the expected type of the relation that
 made it); the observations name the variable and its type, list relations and attributes, and never the members.
 The members are computed when the agent gives its final answer. Errors (unknown entity, relation not listed for
-the variable, different types) raise ToolError, whose message becomes the observation.
+the variable, different types) and failed queries raise ToolError, whose message becomes the observation; an
+unreachable endpoint (BackendUnavailable) is not the agent's error and goes through.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .kg_sexpr import Expr, SExprError, iri, parse, select_query, to_text, where_clause
-from .kg_store import QueryError, SparqlBackend
+from .kg_store import BackendUnavailable, QueryError, SparqlBackend
 
 ARITY = {"get_relations": 1, "get_neighbors": 2, "intersection": 2, "get_attributes": 1, "argmax": 2, "argmin": 2,
          "count": 1}
@@ -116,6 +117,8 @@ class KGSession:
         method: Callable[..., str] = getattr(self, "_" + tool)
         try:
             return method(*args)
+        except BackendUnavailable:
+            raise
         except QueryError as e:
             raise ToolError(f"the knowledge base could not answer: {e}") from None
         except SExprError as e:  # a malformed id in the task's entity list
@@ -126,6 +129,8 @@ class KGSession:
         var = self._variable(ref, "Final Answer")
         try:
             rows = self.backend.select(select_query(parse(var.program), self.max_results))
+        except BackendUnavailable:
+            raise
         except QueryError as e:
             raise ToolError(f"the knowledge base could not answer: {e}") from None
         values = {next(iter(r.values())) for r in rows if r}

@@ -60,9 +60,10 @@ LFS_SIZE = 10 * 1024 * 1024  # the Hub sends files this large through LFS whatev
 class HubError(Exception):
     """An HTTP error answer: status, ``X-Error-Code`` and message."""
 
-    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None):
+    def __init__(self, status: int, message: str, code: str | None = None, headers: dict[str, str] | None = None,
+                 body: dict[str, Any] | None = None):
         super().__init__(message)
-        self.status, self.code, self.headers = status, code, headers or {}
+        self.status, self.code, self.headers, self.body = status, code, headers or {}, body or {}
 
 
 def git_blob_oid(data: bytes) -> str:
@@ -152,10 +153,10 @@ class HubStore:
             raise HubError(404, f"Repository {repo_id} ({repo_type}) not found", "RepoNotFound")
         return repo
 
-    def create_repo(self, repo_type: str, repo_id: str, private: bool) -> Repo:
+    def create_repo(self, repo_type: str, repo_id: str, private: bool, url: str) -> Repo:
         with self.lock:
             if (repo_type, repo_id) in self.repos:
-                raise HubError(409, f"You already created this {repo_type} repo: {repo_id}")
+                raise HubError(409, f"You already created this {repo_type} repo: {repo_id}", body={"url": url})
             repo = Repo(repo_type, repo_id, private, _now())
             self.repos[(repo_type, repo_id)] = repo
             initial = {".gitattributes": self.blob(GITATTRIBUTES.encode(), lfs=False)}
@@ -241,6 +242,9 @@ class HubHandler(BaseHTTPRequestHandler):
         self.server.requests.append(f"{self.command} {self.path}")
 
     def _body(self) -> bytes:
+        return self._raw
+
+    def _read_body(self) -> bytes:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             chunks = []
             while True:
@@ -288,12 +292,14 @@ class HubHandler(BaseHTTPRequestHandler):
             raise HubError(401, "You must be authenticated to do this", headers={"X-Error-Message": "Invalid username or password."})
 
     def _dispatch(self) -> None:
+        # Read the whole body first: an error answered before reading it would leave it in the kept-alive connection.
+        self._raw = self._read_body()
         try:
             self._route()
         except HubError as err:
             headers = {**err.headers, **({"X-Error-Code": err.code} if err.code else {})}
             headers.setdefault("X-Error-Message", str(err))
-            self._send_json({"error": str(err)}, err.status, headers)
+            self._send_json({"error": str(err), **err.body}, err.status, headers)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _dispatch
 
@@ -336,8 +342,8 @@ class HubHandler(BaseHTTPRequestHandler):
         repo_id = f"{body['organization']}/{body['name']}" if body.get("organization") else f"local-tester/{body['name']}"
         if action == "create" and self.command == "POST":
             private = body.get("visibility") == "private" or bool(body.get("private"))
-            self.server.store.create_repo(repo_type, repo_id, private)
             url = f"{self.server.endpoint}/{PREFIXES[repo_type]}{repo_id}"
+            self.server.store.create_repo(repo_type, repo_id, private, url)
             return self._send_json({"url": url, "name": repo_id, "id": repo_id})
         if action == "delete" and self.command == "DELETE":
             self.server.store.delete_repo(repo_type, repo_id)

@@ -10,6 +10,7 @@ that breaks that is rejected, since its spans could cover prompt text.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +18,12 @@ AGENTLM_SYSTEM_PROMPT = "You are a helpful, respectful and honest assistant."
 """The fixed system prompt AgentLM was trained with (AgentTuning maintainers)."""
 
 # The Llama-2-chat format: <s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {assistant} </s><s>[INST] ...
-# Contents are stripped as Meta's reference chat_completion does.
-LLAMA2_CHAT_TEMPLATE = (
+# Contents are stripped as Meta's reference chat_completion does. DEFAULT_SYSTEM is replaced by a string literal (or
+# none), so a checkpoint's saved template puts AgentLM's system prompt in at inference exactly as in training.
+_LLAMA2_CHAT_TEMPLATE = (
     "{%- if messages[0]['role'] == 'system' -%}"
     "{%- set system = messages[0]['content'] -%}{%- set messages = messages[1:] -%}"
-    "{%- else -%}{%- set system = none -%}{%- endif -%}"
+    "{%- else -%}{%- set system = DEFAULT_SYSTEM -%}{%- endif -%}"
     "{%- for message in messages -%}"
     "{%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}"
     "{{ raise_exception('Llama-2-chat needs alternating user/assistant messages starting with user') }}"
@@ -57,8 +59,8 @@ class ChatFormat:
         """ShareGPT turns as chat messages, the system prompt first when the format has one.
 
         Example:
-            >>> llama2_chat().messages([{"from": "human", "value": "hi", "loss": None}])[1]
-            {'role': 'user', 'content': 'hi'}
+            >>> llama2_chat().messages([{"from": "human", "value": "hi", "loss": None}])
+            [{'role': 'user', 'content': 'hi'}]
         """
         head = [{"role": "system", "content": self.system_prompt}] if self.system_prompt is not None else []
         return head + [{"role": ROLE[t["from"]], "content": t["value"]} for t in conversations]
@@ -109,13 +111,14 @@ class ChatFormat:
 
 
 def llama2_chat(system_prompt: str | None = AGENTLM_SYSTEM_PROMPT) -> ChatFormat:
-    """The Llama-2-chat format with AgentLM's fixed system prompt.
+    """The Llama-2-chat format; its template puts ``system_prompt`` (default AgentLM's) first when none is given.
 
     Example:
-        >>> llama2_chat().system_prompt
-        'You are a helpful, respectful and honest assistant.'
+        >>> "respectful and honest" in llama2_chat().template
+        True
     """
-    return ChatFormat("llama2-chat", LLAMA2_CHAT_TEMPLATE, system_prompt)
+    literal = "none" if system_prompt is None else json.dumps(system_prompt, ensure_ascii=False)
+    return ChatFormat("llama2-chat", _LLAMA2_CHAT_TEMPLATE.replace("DEFAULT_SYSTEM", literal))
 
 
 def model_chat(tokenizer: Any, system_prompt: str | None = None) -> ChatFormat:

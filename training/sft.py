@@ -1,0 +1,212 @@
+"""Train AgentLM with TRL: ``python -m agentinstruct.training.sft --config training/recipes/NAME.yaml [--key value ...]``.
+
+The recipe YAML sets the fields of ``AgentLMArguments``, TRL's ``SFTConfig``
+and ``ModelConfig``; command-line flags override it (TrlParser).
+
+The data is tokenized here, not by TRL: each conversation is rendered in the
+chosen chat format, the loss mask covers exactly the ``loss: true`` turns,
+over-long conversations are shortened turn by turn, and ``check_masks`` stops
+the run before training when a mask is wrong. SFTTrainer receives
+``input_ids`` + ``labels``, which it uses as they are (no re-tokenization, no
+mask rebuilt; its own truncation is a no-op since every example already
+fits). With ``packing`` and ``packing_strategy: bfd`` TRL packs examples
+padding-free, with position ids restarting at every example, so attention
+never crosses from one packed example into another (FlashAttention varlen on
+GPU; on CPU sdpa the mask is built from the position ids).
+
+At the end the checkpoint is saved with its tokenizer (whose chat template is
+the training one), the mixture manifest, the recipe, the training curve and a
+model card, and pushed to the Hub unless ``--push_to_hub false``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentinstruct.training.base import EMBEDDED_GGUF, resolve_model
+from agentinstruct.training.card import CURVE, plot_curve, render_model_card
+from agentinstruct.training.chat import TemplateError, chat_format
+from agentinstruct.training.masking import Encoder, MaskError, check_masks
+
+MIXTURE_MANIFEST = "mixture.json"
+
+
+@dataclass
+class AgentLMArguments:
+    """What to train on and how conversations become tokens (the fields TRL's configs do not have)."""
+
+    dataset_name: str = field(
+        default="",
+        metadata={"help": "Training set: a dir written by `agentinstruct mix` or a Hub dataset id of one."},
+    )
+    dataset_revision: str | None = field(default=None, metadata={"help": "Hub revision of `dataset_name`."})
+    dataset_split: str = field(default="train", metadata={"help": "Split of `dataset_name` to train on."})
+    chat_format: str = field(
+        default="llama2-chat",
+        metadata={"help": "`llama2-chat`: Llama-2-chat with AgentLM's system prompt (as AgentLM). `model`: the base "
+                          "model's own chat template.", "choices": ["llama2-chat", "model"]},
+    )
+    system_prompt: str | None = field(
+        default=None,
+        metadata={"help": "System prompt (llama2-chat default: 'You are a helpful, respectful and honest "
+                          "assistant.'; model default: none, the template's own)."},
+    )
+    max_train_examples: int | None = field(
+        default=None, metadata={"help": "Train on the first N rows only (smoke runs, overfit checks)."},
+    )
+    hub_version: str | None = field(
+        default=None, metadata={"help": "Version tag for the pushed checkpoint (e.g. 1.0.0)."},
+    )
+
+
+def make_parser() -> Any:
+    """The TrlParser over AgentLMArguments, SFTConfig and ModelConfig.
+
+    Example:
+        >>> make_parser().parse_args_and_config(["--dataset_name", "mix", "--output_dir", "out"])[0].dataset_name
+        'mix'
+    """
+    from trl import ModelConfig, SFTConfig, TrlParser
+
+    return TrlParser((AgentLMArguments, SFTConfig, ModelConfig))
+
+
+def load_training_set(name: str, revision: str | None, split: str) -> tuple[Any, dict[str, Any] | None, str | None]:
+    """The training rows, the mixture manifest (None when the set has none) and the resolved revision.
+
+    Example:
+        >>> ds, manifest, rev = load_training_set("mix", None, "train")  # doctest: +SKIP
+    """
+    import datasets
+
+    path = Path(name)
+    if path.is_dir():
+        manifest_path = path / MIXTURE_MANIFEST
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else None
+        return datasets.load_dataset(str(path), split=split), manifest, None
+    if not name:
+        raise ValueError("no dataset_name: give a dir from `agentinstruct mix` or a Hub dataset id")
+    from huggingface_hub import HfApi, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    sha = HfApi().dataset_info(name, revision=revision).sha
+    try:
+        manifest = json.loads(Path(hf_hub_download(name, MIXTURE_MANIFEST, repo_type="dataset", revision=sha)).read_text())
+    except EntryNotFoundError:
+        manifest = None
+    return datasets.load_dataset(name, split=split, revision=sha), manifest, sha
+
+
+def _recipe_text(argv: list[str]) -> str:
+    if "--config" in argv:
+        recipe = Path(argv[argv.index("--config") + 1]).read_text(encoding="utf-8")
+        overrides = [a for i, a in enumerate(argv) if a != "--config" and (i == 0 or argv[i - 1] != "--config")]
+    else:
+        recipe, overrides = "", list(argv)
+    if overrides:
+        recipe += "\n# command-line overrides: " + " ".join(overrides) + "\n"
+    return recipe
+
+
+def prepare(script_args: AgentLMArguments, training_args: Any, tokenizer: Any) -> tuple[Any, Encoder, dict[str, Any] | None, str | None]:
+    """Load, encode and check the training set; returns the tokenized Dataset, the encoder, manifest, revision."""
+    import datasets
+
+    fmt = chat_format(script_args.chat_format, tokenizer, script_args.system_prompt)
+    ds, manifest, revision = load_training_set(script_args.dataset_name, script_args.dataset_revision, script_args.dataset_split)
+    if script_args.max_train_examples is not None:
+        ds = ds.select(range(min(script_args.max_train_examples, len(ds))))
+    encoder = Encoder(tokenizer, fmt, training_args.max_length)
+    rows = encoder.encode(ds)
+    check_masks(rows, encoder.stats)
+    # the saved tokenizer carries the template the model was trained with
+    tokenizer.chat_template = fmt.template
+    tokenized = datasets.Dataset.from_dict({"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows]})
+    return tokenized, encoder, manifest, revision
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the recipe, prepare the data, train, save, write the card, push."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script_args, training_args, model_args = make_parser().parse_args_and_config(argv)
+    from transformers import AutoModelForCausalLM
+    from trl import SFTTrainer
+
+    from agentinstruct.training.base import load_tokenizer
+
+    model_ref = model_args.model_name_or_path or EMBEDDED_GGUF
+    tokenizer = load_tokenizer(model_ref, model_args.model_revision)
+    try:
+        train_dataset, encoder, manifest, revision = prepare(script_args, training_args, tokenizer)
+    except (MaskError, TemplateError) as exc:
+        print(f"agentinstruct sft: refusing to train: {exc}", file=sys.stderr)
+        return 1
+    stats = encoder.stats.as_dict()
+    print(f"tokenized {stats['kept']} of {stats['examples']} examples: {stats['tokens']} tokens, "
+          f"{stats['trained_tokens']} trained; by source {stats['trained_tokens_by_source']}; "
+          f"truncation {stats['truncation'] or 'none'}")
+
+    model = AutoModelForCausalLM.from_pretrained(
+        resolve_model(model_ref), revision=model_args.model_revision if model_ref != EMBEDDED_GGUF else None,
+        dtype=model_args.dtype or "float32", attn_implementation=model_args.attn_implementation,
+    )
+    push = training_args.push_to_hub
+    training_args.push_to_hub = False  # pushed below through agentinstruct.hub, with the card and files
+    trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset, processing_class=tokenizer)
+    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+
+    out = Path(training_args.output_dir)
+    trainer.save_model(str(out))
+    curve = plot_curve(trainer.state.log_history, out / CURVE)
+    recipe = _recipe_text(argv)
+    (out / "recipe.yaml").write_text(recipe, encoding="utf-8")
+    if manifest is not None:
+        (out / MIXTURE_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    summary = {"steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None,
+               "runtime_s": round(result.metrics.get("train_runtime", 0.0), 1), "losses": losses, "encode": stats}
+    (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    name = training_args.hub_model_id or out.name
+    card = render_model_card({
+        "model_name": name, "base_model": model_ref,
+        "dataset": {"name": script_args.dataset_name, "revision": revision},
+        "mixture": manifest, "recipe": recipe, "chat_format": script_args.chat_format, "encode": stats,
+        "train": summary, "curve": CURVE if curve else None,
+    })
+    (out / "README.md").write_text(card, encoding="utf-8")
+    print(f"saved to {out} ({summary['steps']} steps, final loss {summary['final_loss']})")
+    if push:
+        url = push_checkpoint(out, name, script_args.hub_version, bool(training_args.hub_private_repo),
+                              f"AgentLM checkpoint: {summary['steps']} steps on {script_args.dataset_name}")
+        print(f"pushed to {url}")
+    return 0
+
+
+def push_checkpoint(out: Path, repo_id: str, version: str | None, private: bool, message: str) -> Any:
+    """Publish the files at the top of ``out`` (the final checkpoint and its card), not the intermediate
+    ``checkpoint-*`` dirs with their optimizer states; files are hard-linked into a staging dir, not copied.
+
+    Example:
+        >>> push_checkpoint(Path("out"), "me/agentlm-7b", "1.0.0", False, "AgentLM 7B")  # doctest: +SKIP
+    """
+    from agentinstruct.hub import publish_model
+
+    staging = Path(tempfile.mkdtemp(prefix=".publish-", dir=out))
+    try:
+        for f in out.iterdir():
+            if f.is_file():
+                os.link(f, staging / f.name)
+        return publish_model(staging, repo_id, version=version, private=private, message=message)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,7 +16,6 @@ COMMANDS: tuple[str, ...] = (
     "agentinstruct.commands.build",
     "agentinstruct.commands.mix",
     "agentinstruct.commands.publish",
-    "agentinstruct.commands.self_instruct",
 )
 
 

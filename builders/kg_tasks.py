@@ -73,7 +73,8 @@ def _task(path: Path, i: int, item: Any) -> Task:
     if not isinstance(question, str) or not question.strip():
         raise ValueError(f"{where}: field 'question' must be a non-empty string")
     entities = item.get("entities", {})
-    if not isinstance(entities, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in entities.items()):
+    if not isinstance(entities, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in entities.items()):
         raise ValueError(f"{where}: field 'entities' must be an object of entity name -> Freebase id")
     answer = item.get("answer")
     if not isinstance(answer, list) or not answer or not all(

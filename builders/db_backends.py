@@ -227,7 +227,7 @@ class SqliteDatabase(Database):
             message = str(e)
             if message == "interrupted":
                 message = f"interrupted: the statement ran longer than {self.limits.timeout_s:g} s"
-            elif message == "not authorized":
+            elif message in ("not authorized", "authorization denied"):
                 message = "not authorized: the statement reaches outside this database"
             raise DbError(message) from None
         except (sqlite3.Warning, ValueError, OverflowError) as e:
@@ -402,14 +402,16 @@ class MariadbDatabase(Database):
         finally:
             timer.cancel()
             if cut:
-                # Stop the server sending the rest and drop the session instead of draining millions of rows.
+                # Stop the server sending the rest, so that closing the cursor drains only what is in flight.
                 self.backend.kill_query(thread_id)
-                con._force_close()
-            else:
                 try:
-                    con.close()
+                    cur.close()
                 except pymysql.MySQLError:
-                    con._force_close()
+                    pass  # the interruption the kill causes
+            try:
+                con.close()
+            except pymysql.MySQLError:
+                pass  # the session is gone already; the server ends its side
         return columns, rows[:max_rows], cut
 
     def execute(self, sql: str) -> Result:

@@ -5,7 +5,8 @@ An AgentBench line holds ``description``, ``table`` (``table_name`` and ``table_
 ``UPDATE``, ``DELETE`` for modification tasks, else a question category), ``label`` (the answers; for a
 modification task the reference statement), optional ``sql.query`` (a reference query), optional ``answer_md5``
 (AgentBench's MySQL hash of the expected table) and optional ``add_description`` (the sentence describing the
-table). Unknown fields are kept out of the payload; the file is never modified.
+table). Our own optional field ``instruction_source`` (``self_instruct`` in files self-instruct writes) sets the
+tasks' provenance; other fields are kept out of the payload; the file is never modified.
 
 The payload (JSON, journaled with the task) is:
 
@@ -28,6 +29,7 @@ from agentinstruct.builder import Task
 from agentinstruct.builders.db_reward import md5_from_answer_field
 
 MODIFICATION_TYPES = ("INSERT", "UPDATE", "DELETE")
+INSTRUCTION_SOURCES = ("train_split", "self_instruct", "task_derivation")
 
 
 class TaskFileError(ValueError):
@@ -219,5 +221,9 @@ def load_agentbench(path: Path, source: str = "train_split") -> list[Task]:
     tasks = []
     for n, (where, entry) in enumerate(entries):
         payload = parse_agentbench_entry(entry, where)
-        tasks.append(make_task(payload, stable_task_id(f"db-{path.stem}", payload, n), source))
+        # Files written by self-instruct mark their lines, so their tasks keep that provenance.
+        origin = entry.get("instruction_source", source)
+        if origin not in INSTRUCTION_SOURCES:
+            raise TaskFileError(f"{where}: field 'instruction_source' must be one of {', '.join(INSTRUCTION_SOURCES)}")
+        tasks.append(make_task(payload, stable_task_id(f"db-{path.stem}", payload, n), origin))
     return tasks

@@ -1,0 +1,229 @@
+"""Self-instruct for the db split: the model writes a table, a question or a change, and the reference SQL.
+
+Each request names a topic and a task type. The reply must hold one JSON object in AgentBench's shape
+(``description``, ``type``, ``table`` with ``table_name`` / ``table_info.columns`` / ``table_info.rows``, and
+``sql``). A candidate is kept only when:
+
+- it parses as an AgentBench DB task with 3-30 rows and 2-8 columns;
+- its SQL runs on a fresh database of the builder's backend: a question must return 1-10 values that are not all
+  NULL (they become the ``label``); a change must change the table (the statement becomes the ``label`` and
+  the resulting table's AgentBench hash the ``answer_md5``, as in AgentBench's files);
+- its description is not a near-duplicate of an accepted one (difflib ratio >= 0.9 after normalising case and
+  punctuation).
+
+Accepted tasks are written, as each is accepted, to an AgentBench JSONL file marked
+``"instruction_source": "self_instruct"``; running again with the same file resumes and only asks for the
+missing tasks. The file is a task source for ``agentinstruct build db --tasks FILE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentinstruct.builder import Task
+from agentinstruct.builders.db_reward import agentbench_md5, result_values, table_hash
+from agentinstruct.builders.db_tasks import MODIFICATION_TYPES, TaskFileError, load_agentbench, make_task, \
+    parse_agentbench_entry
+from agentinstruct.fileutil import atomic_write_text
+
+TOPICS = ("sports results", "city populations", "films and directors", "school enrolment", "library books",
+          "train timetables", "weather records", "company sales", "music albums", "elections", "hospital staff",
+          "product inventory", "olympic medals", "museum exhibits", "restaurant ratings", "car models",
+          "space missions", "river lengths", "university courses", "video games")
+TYPES = ("counting", "aggregation-SUM", "aggregation-MAX", "aggregation-MIN", "aggregation-AVG", "ranking",
+         "comparison", "other", "INSERT", "UPDATE", "DELETE")
+
+PROMPT = """Write one new task for an agent that works on a SQL database ({engine}).
+Topic: {topic}. Task type: {kind}.
+{what}
+Reply with one JSON object and nothing else, in exactly this shape:
+{{"description": "<the task, as a user would ask it>",
+  "type": ["{kind}"],
+  "table": {{"table_name": "<name>", "table_info": {{"columns": [{{"name": "<column>", "type": "TEXT"}}, ...],
+            "rows": [["<value>", ...], ...]}}}},
+  "sql": "<one {engine} statement that {does}>"}}
+Use 3 to 30 rows and 2 to 8 columns; every value is a string. Quote names with spaces in the SQL."""
+
+_WHAT = {
+    "query": "The task is a question whose answer is found in the table.",
+    "modification": "The task asks to {verb} rows of the table; say exactly which values.",
+}
+_DOES = {"query": "answers the question", "modification": "makes the change"}
+_JSON = re.compile(r"\{.*\}", re.DOTALL)
+_WORDS = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass
+class SelfInstructReport:
+    """What a self-instruct run did: tasks in the file, new ones accepted, rejections by reason."""
+
+    total: int = 0
+    accepted: int = 0
+    requests: int = 0
+    rejected: Counter = field(default_factory=Counter)
+
+    def __str__(self) -> str:
+        why = ", ".join(f"{k} {v}" for k, v in self.rejected.most_common()) or "none"
+        return (f"{self.total} tasks in the file ({self.accepted} new from {self.requests} requests); "
+                f"rejected: {why}")
+
+
+def extract_json(reply: str) -> Any:
+    """The JSON object in a reply (inside a code fence or not); ValueError when there is none.
+
+    Example:
+        >>> extract_json('Here:\\n```json\\n{"a": 1}\\n```')
+        {'a': 1}
+    """
+    found = _JSON.search(reply)
+    if not found:
+        raise ValueError("no JSON object in the reply")
+    return json.loads(found.group(0))
+
+
+def _key(text: str) -> str:
+    return _WORDS.sub(" ", text.lower()).strip()
+
+
+def near_duplicate(description: str, accepted: list[str], ratio: float = 0.9) -> bool:
+    """Whether ``description`` repeats one of ``accepted`` up to case, punctuation and small edits.
+
+    Example:
+        >>> near_duplicate("How many films did Nolan direct?", ["how many films did nolan direct"])
+        True
+    """
+    key = _key(description)
+    return any(key == other or difflib.SequenceMatcher(None, key, other).ratio() >= ratio for other in accepted)
+
+
+def request(engine: str, k: int, seed: int) -> tuple[str, str]:
+    """The k-th request of a run: its task type and prompt (topics and types cycle from ``seed``).
+
+    Example:
+        >>> request("SQLite", 0, 0)[0]
+        'counting'
+    """
+    kind = TYPES[(seed + k) % len(TYPES)]
+    topic = TOPICS[(seed + k * 7) % len(TOPICS)]
+    shape = "modification" if kind in MODIFICATION_TYPES else "query"
+    what = _WHAT[shape].format(verb=kind.lower())
+    return kind, PROMPT.format(engine=engine, topic=topic, kind=kind, what=what, does=_DOES[shape])
+
+
+def verify(builder: Any, entry: dict[str, Any]) -> dict[str, Any]:
+    """Check a candidate by running its SQL; return the AgentBench entry to store (label and hash filled in).
+
+    Raises ValueError with the reason for rejecting it.
+    """
+    if not isinstance(entry, dict):
+        raise ValueError("not a JSON object")
+    sql = entry.get("sql")
+    if isinstance(sql, dict):
+        sql = sql.get("query")
+    if not isinstance(sql, str) or not sql.strip():
+        raise ValueError("no sql")
+    types = entry.get("type")
+    kind = types[0] if isinstance(types, list) and types else types
+    if kind not in TYPES:
+        raise ValueError("unknown type")
+    modification = kind in MODIFICATION_TYPES
+    stored = {"description": entry.get("description"), "type": [kind], "table": entry.get("table"),
+              "label": [sql.strip()] if modification else ["?"], "sql": {"query": sql.strip()},
+              "instruction_source": "self_instruct"}
+    try:
+        payload = parse_agentbench_entry(stored, "candidate")
+    except TaskFileError as e:
+        raise ValueError(f"bad shape ({e})") from None
+    table = payload["tables"][0]
+    if len(payload["tables"]) != 1 or not 3 <= len(table["rows"]) <= 30 or not 2 <= len(table["columns"]) <= 8:
+        raise ValueError("table size")
+    # The stored table uses the names every backend accepts, as the builder will create it.
+    stored["table"] = {"table_name": table["name"], "table_info": {"columns": table["columns"], "rows": table["rows"]}}
+    task = make_task(payload, "candidate", "self_instruct")
+    result, tables, error = builder.run_reference(task)
+    if error is not None or result is None:
+        raise ValueError("sql fails")
+    if modification:
+        columns = [c["name"] for c in table["columns"]]
+        after = tables[table["name"]]
+        if table_hash(columns, after) == table_hash(columns, [tuple(r) for r in table["rows"]]):
+            raise ValueError("sql changes nothing")
+        stored["answer_md5"] = str([(agentbench_md5(after),)])
+        del stored["sql"]
+    else:
+        values = result_values(result.rows)
+        if result.truncated or not 1 <= len(values) <= 10 or all(v is None for v in values):
+            raise ValueError("answer size")
+        stored["label"] = values
+    return stored
+
+
+def _read(out: Path) -> list[dict[str, Any]]:
+    if not out.exists():
+        return []
+    load_agentbench(out)  # a damaged file is reported with its line, not extended
+    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+async def self_instruct(builder: Any, agent: Any, n: int, out: Path, *, seed: int = 0, concurrency: int = 4,
+                        max_requests: int | None = None) -> tuple[list[Task], SelfInstructReport]:
+    """Grow ``out`` to ``n`` verified tasks by asking ``agent``; return its tasks and a report.
+
+    ``max_requests`` (default ``4 * n``) bounds the model calls of this run.
+
+    Example:
+        >>> tasks, report = asyncio.run(self_instruct(DbBuilder(), agent, 50, Path("db-tasks.jsonl")))  # doctest: +SKIP
+        >>> print(report)  # doctest: +SKIP
+        50 tasks in the file (50 new from 131 requests); rejected: sql fails 40, answer size 25, near-duplicate 16
+    """
+    entries = _read(out)
+    report = SelfInstructReport()
+    descriptions = [_key(e["description"]) for e in entries]
+    engine = "MySQL" if builder.backend == "mariadb" else "SQLite"
+    budget = max_requests if max_requests is not None else 4 * n
+    # Request numbers continue after those spent on the tasks already in the file, so a resumed run asks anew.
+    k = len(entries) * 4
+    lock = asyncio.Lock()
+
+    async def worker() -> None:
+        nonlocal k
+        while True:
+            async with lock:
+                if len(entries) >= n or report.requests >= budget:
+                    return
+                number, k = k, k + 1
+                report.requests += 1
+            _, prompt = request(engine, number, seed)
+            reply = await agent.chat([{"role": "user", "content": prompt}])
+            try:
+                candidate = extract_json(reply.text)
+            except ValueError:  # json.JSONDecodeError included
+                report.rejected["not JSON"] += 1
+                continue
+            try:
+                stored = await asyncio.to_thread(verify, builder, candidate)
+            except ValueError as e:
+                report.rejected[str(e).split(" (")[0]] += 1
+                continue
+            async with lock:
+                if len(entries) >= n:
+                    return
+                if near_duplicate(stored["description"], descriptions):
+                    report.rejected["near-duplicate"] += 1
+                    continue
+                entries.append(stored)
+                descriptions.append(_key(stored["description"]))
+                report.accepted += 1
+                text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries)
+                atomic_write_text(out, text)
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+    report.total = len(entries)
+    return (load_agentbench(out) if entries else []), report

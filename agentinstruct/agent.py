@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletion
 
 log = logging.getLogger(__name__)
 
@@ -201,8 +202,11 @@ class AgentClient:
         self.stats.calls += 1
         for attempt in range(self.max_retries + 1):
             try:
-                response = await self._client.chat.completions.create(
-                    model=self.model, messages=messages, **self._request()
+                # The client's generic POST: chat.completions.create re-walks every message through its
+                # TypedDict transform, which cost a third of the engine's CPU at 64 episodes in flight.
+                response = await self._client.post(
+                    "/chat/completions", body={"model": self.model, "messages": messages, **self._request()},
+                    cast_to=ChatCompletion,
                 )
             except openai.APIStatusError as exc:
                 status = exc.status_code

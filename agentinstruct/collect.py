@@ -20,6 +20,7 @@ import json
 import logging
 import random
 import tempfile
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -81,6 +82,8 @@ class Outcome:
     records: list[dict[str, Any]]
     errors: dict[str, str] = field(default_factory=dict)
     resumed: int = 0
+    seconds: float = 0.0
+    """Wall time of this run's episodes (the dataset write not included)."""
 
     @property
     def failed(self) -> int:
@@ -160,12 +163,14 @@ async def _collect(
                     env_error_logged = True
                     log.error("%s", errors[eid], exc_info=True)
             else:
-                journal.finish(eid, decide(record))
+                # The fsync runs in a worker thread so the event loop keeps serving other episodes meanwhile.
+                await asyncio.to_thread(journal.finish, eid, decide(record))
                 bar.finished(record)
                 return
-            journal.error(eid, errors[eid])
+            await asyncio.to_thread(journal.error, eid, errors[eid])
             bar.errored_one()
 
+    started = time.perf_counter()
     jobs = [asyncio.ensure_future(one(eid, task)) for eid, task in todo]
     try:
         await asyncio.gather(*jobs)
@@ -177,7 +182,7 @@ async def _collect(
     finally:
         bar.close()
     records = [journal.finished[eid] for eid, _ in episodes if eid in journal.finished]
-    return Outcome(len(episodes), records, errors, resumed=len(resumed))
+    return Outcome(len(episodes), records, errors, resumed=len(resumed), seconds=time.perf_counter() - started)
 
 
 def _builder_name(builder: Builder) -> str:

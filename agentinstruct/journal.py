@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,7 @@ class Journal:
     def __init__(self, path: Path, fd: int, finished: dict[str, dict[str, Any]], errored: dict[str, str]):
         self.path = path
         self._fd = fd
+        self._write_lock = threading.Lock()
         self.finished = finished
         """Records of finished episodes by id, in journal order."""
         self.errored = errored
@@ -84,7 +86,8 @@ class Journal:
             entries = _read(path, fd)
             if not entries:
                 os.ftruncate(fd, 0)
-                _append(fd, {"kind": "header", "journal": FORMAT, "params": params})
+                _write(fd, _line({"kind": "header", "journal": FORMAT, "params": params}))
+                os.fsync(fd)
                 _fsync_dir(path.parent)
                 return cls(path, fd, {}, {})
             _check_header(path, entries[0], params)
@@ -106,15 +109,21 @@ class Journal:
             raise
 
     def finish(self, episode_id: str, record: dict[str, Any]) -> None:
-        """Journal a finished episode's record (durable when this returns)."""
-        _append(self._fd, {"kind": "finished", "id": episode_id, "record": record})
+        """Journal a finished episode's record (durable when this returns). Safe to call from worker threads."""
+        self._append({"kind": "finished", "id": episode_id, "record": record})
         self.finished[episode_id] = record
         self.errored.pop(episode_id, None)
 
     def error(self, episode_id: str, message: str) -> None:
-        """Journal an errored episode; it runs again on resume."""
-        _append(self._fd, {"kind": "errored", "id": episode_id, "error": message})
+        """Journal an errored episode; it runs again on resume. Safe to call from worker threads."""
+        self._append({"kind": "errored", "id": episode_id, "error": message})
         self.errored[episode_id] = message
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        data = _line(entry)
+        with self._write_lock:  # one line at a time; the fsync that follows may cover several
+            _write(self._fd, data)
+        os.fsync(self._fd)
 
     def close(self) -> None:
         """Release the lock and the file."""
@@ -129,12 +138,14 @@ class Journal:
         self.close()
 
 
-def _append(fd: int, entry: dict[str, Any]) -> None:
-    data = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+def _line(entry: dict[str, Any]) -> bytes:
+    return (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+
+
+def _write(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-    os.fsync(fd)
 
 
 def _read(path: Path, fd: int) -> list[dict[str, Any]]:

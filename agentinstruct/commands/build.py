@@ -142,8 +142,10 @@ def _build(args: argparse.Namespace) -> int:
             print(f"agentinstruct build: error: {exc}", file=sys.stderr)
             return 2
     scored = len(outcome.records)
-    print(f"{builder.split}: {outcome.episodes} episodes ({outcome.resumed} from the journal): {scored} scored, "
-          f"{outcome.kept} kept, {outcome.failed} failed, {len(outcome.errors)} errored")
+    ran = scored - outcome.resumed + len(outcome.errors)
+    print(f"{builder.split}: {outcome.episodes} episodes ({outcome.resumed} from the journal, {ran} run in "
+          f"{outcome.seconds:.1f}s): {scored} scored, {outcome.kept} kept, {outcome.failed} failed, "
+          f"{len(outcome.errors)} errored")
     print("filters: " + pipeline.summary().replace("\n", "; "))
     if scored:
         print(f"wrote {opts.out}: default/{builder.split} {outcome.kept} rows, all/{builder.split} {scored} rows")

@@ -1,0 +1,93 @@
+"""Collection throughput against an OpenAI-compatible server with a fixed latency, as a ratio to the ideal.
+
+The server (tests/openai_stub.py, in its own process) answers every chat
+request after ``--latency`` seconds; each episode of the counter test
+builder takes ``TURNS`` model calls. With ``c`` episodes in flight the ideal
+is ``c / (latency * TURNS)`` episodes per second; the ratio shows what the
+engine (client, event loop, worker threads, journal fsyncs, the final
+dataset write) costs on top. Runs ``build_split`` in process, as
+``agentinstruct build`` does::
+
+    .venv/bin/python benchmarks/bench_collect.py [--latency 0.2] [--concurrency 1 8 64] [--seconds 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from counter_builder import CounterBuilder  # noqa: E402  (the test builder lives in tests/)
+
+from agentinstruct.agent import AgentClient  # noqa: E402
+from agentinstruct.collect import build_split  # noqa: E402
+from agentinstruct.filters import FilterPipeline, RewardFilter  # noqa: E402
+
+TURNS = 2  # add, then answer: the scripted model's path for targets that are not multiples of 5
+
+
+def task_file(n: int, where: Path) -> Path:
+    """n tasks whose scripted episodes take exactly TURNS calls (targets not multiples of 5)."""
+    targets = [t for t in range(1, 10 * n) if t % 5][:n]
+    path = where / "tasks.json"
+    path.write_text(json.dumps([{"id": f"b{i}", "start": 0, "target": t} for i, t in enumerate(targets)]))
+    return path
+
+
+def start_stub(latency: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "openai_stub.py"), "--responder", "counter_builder:respond",
+         "--latency", str(latency)],
+        stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT / "tests"), "PATH": ""},
+    )
+    return proc, proc.stdout.readline().strip()
+
+
+async def run(url: str, tasks: Path, out: Path, concurrency: int) -> tuple[float, float, int]:
+    builder = CounterBuilder()
+    async with AgentClient("stub", base_url=url, max_retries=0) as agent:
+        start = time.perf_counter()
+        outcome = await build_split(builder, builder.load_tasks(str(tasks)), out, agent=agent, concurrency=concurrency,
+                                    pipeline=FilterPipeline([RewardFilter(1.0)]), progress=False)
+        elapsed = time.perf_counter() - start
+    if outcome.errors or len(outcome.records) != outcome.episodes:
+        raise SystemExit(f"benchmark run had errors: {list(outcome.errors.values())[:1]}")
+    calls = sum(r["agent"]["usage"]["calls"] for r in outcome.records)
+    if calls != TURNS * outcome.episodes:
+        raise SystemExit(f"expected {TURNS} calls per episode, got {calls / outcome.episodes}")
+    return outcome.seconds, elapsed, outcome.episodes
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--latency", type=float, default=0.2, help="server seconds per request (default 0.2)")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    p.add_argument("--seconds", type=float, default=4.0, help="ideal duration of each run (sets the episode count)")
+    args = p.parse_args()
+    proc, url = start_stub(args.latency)
+    try:
+        print(f"server latency {args.latency}s, {TURNS} model calls per episode, build_split in process")
+        print("eps/s: episodes per second while collecting; total s adds the final dataset write")
+        print(f"{'concurrency':>11} {'episodes':>8} {'seconds':>8} {'total s':>8} {'eps/s':>8} {'ideal':>8} {'ratio':>6}")
+        for c in args.concurrency:
+            ideal = c / (args.latency * TURNS)
+            n = max(c, round(ideal * args.seconds))
+            with tempfile.TemporaryDirectory() as tmp:
+                seconds, total, episodes = asyncio.run(run(url, task_file(n, Path(tmp)), Path(tmp) / "out", c))
+            rate = episodes / seconds
+            print(f"{c:>11} {episodes:>8} {seconds:>8.2f} {total:>8.2f} {rate:>8.2f} {ideal:>8.2f} {rate / ideal:>6.2f}")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -166,9 +166,10 @@ def test_cli_build_resume_refusal_and_clear_errors(stub, tmp_path, capsys, monke
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     base = ["build", "os", "--builder", BUILDER_SPEC, "--tasks", "gen:10", "--out", str(tmp_path)]
     rc, out, _ = cli(base + ["--model", "stub", "--base-url", stub.url, "--max-format-errors", "0"], capsys)
-    assert rc == 0 and "10 episodes (0 from the journal): 10 scored" in out and "all/os 10 rows" in out
+    assert rc == 0 and "10 episodes (0 from the journal, 10 run in" in out and "10 scored" in out
+    assert "all/os 10 rows" in out
     rc, out, _ = cli(base + ["--model", "stub", "--base-url", stub.url, "--max-format-errors", "0"], capsys)
-    assert rc == 0 and "(10 from the journal)" in out
+    assert rc == 0 and "(10 from the journal, 0 run in" in out
 
     rc, _, err = cli(base + ["--model", "stub", "--base-url", stub.url, "--seed", "1"], capsys)
     assert rc == 2 and "belongs to a build with other parameters" in err and "seed: None then, 1 now" in err

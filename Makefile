@@ -2,8 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-# Debian packages the environments and tests need (bubblewrap sandbox, MariaDB server backend).
-APT_PACKAGES := bubblewrap mariadb-server
+# Debian packages the environments and tests need (bubblewrap sandbox, MariaDB server backend; a C/C++ toolchain
+# because llama-cpp-python, the local model server, builds from source).
+APT_PACKAGES := bubblewrap mariadb-server build-essential
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-deps demo test test-fast clean

@@ -6,13 +6,15 @@ acknowledgement and one-shot turns ``false``; ShareGPT rows from ``mix`` carry
 whole text is tokenized once with character offsets, and a token is trained
 when it starts inside a trained turn's span (the reply and its end-of-turn
 token). Tokens are therefore exactly what the tokenizer gives for the text
-the model will see at inference.
+the model will see at inference; a token that starts in the role header (a
+reply's leading whitespace merged with the header's newline) is not trained.
 
 Truncation is turn-aware: a conversation longer than ``max_length`` first loses
 the untrained turns after its last trained turn, then whole early rounds (a
 human turn and its reply), and only when one round is left is it cut by
-tokens, from the left while the last trained turn fits, else from the right.
-An example left with no trained token is dropped; every case is counted.
+tokens: from the left while the last trained turn fits, else to a window of
+the prompt's end and the start of the reply. An example left with no trained
+token is dropped, never kept silently; every case is counted.
 """
 
 from __future__ import annotations
@@ -75,7 +77,7 @@ def _trained_turns(conv: list[dict[str, Any]]) -> list[int]:
 
 def _suffix(text: str, span: tuple[int, int], reply: str) -> str:
     body = text[span[0]:span[1]].strip()
-    return body[len(reply.strip()):] if body.startswith(reply.strip()) else body
+    return body[len(reply.strip()):].strip() if body.startswith(reply.strip()) else body
 
 
 class Encoder:
@@ -124,13 +126,15 @@ class Encoder:
             counts["trained_turns_dropped"] += sum(1 for i in trained if i < start)
         labels = _labels(ids, offs, spans)
         if len(ids) > self.max_length:
-            last_span_tokens = sum(1 for o in offs if spans[-1][0] <= o[0] < spans[-1][1])
-            if last_span_tokens < self.max_length:
+            reply = [k for k, o in enumerate(offs) if spans[-1][0] <= o[0] < spans[-1][1]]
+            if len(reply) < self.max_length:
                 counts["examples_cut_prompt_tokens"] += 1
-                ids, labels = ids[-self.max_length:], labels[-self.max_length:]
+                begin = max(0, reply[-1] + 1 - self.max_length)
             else:
+                # the reply alone is too long: keep its start, after half a window of the prompt's end
                 counts["examples_cut_last_trained_turn"] += 1
-                ids, labels = ids[: self.max_length], labels[: self.max_length]
+                begin = max(0, reply[0] - self.max_length // 2)
+            ids, labels = ids[begin:begin + self.max_length], labels[begin:begin + self.max_length]
         if all(label == IGNORE for label in labels):
             counts["examples_dropped_no_trained_token"] += 1
             return None

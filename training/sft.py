@@ -183,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     (out / "README.md").write_text(card, encoding="utf-8")
     print(f"saved to {out} ({summary['steps']} steps, final loss {summary['final_loss']})")
     if push:
-        url = push_checkpoint(out, name, script_args.hub_version, bool(training_args.hub_private_repo),
-                              f"AgentLM checkpoint: {summary['steps']} steps on {script_args.dataset_name}")
-        print(f"pushed to {url}")
+        result = push_checkpoint(out, name, script_args.hub_version, bool(training_args.hub_private_repo),
+                                 f"AgentLM checkpoint: {summary['steps']} steps on {script_args.dataset_name}")
+        print(result.render())
     return 0
 
 

@@ -84,7 +84,7 @@ TOP_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # and starts the supervisor.
 _SETUP = r"""
 set -eu
-src=$1 limits=$2 host=$3 shm=$4 caps=$5
+src=$1 limits=$2 host=$3 shm=$4 caps=$5 masks=$6
 R=/.sandbox/root U=/.sandbox/upper
 cd "$R"
 mkdir -p usr etc root home tmp run/lock var/tmp var/log var/lib var/cache var/spool var/mail var/opt var/local \
@@ -102,6 +102,10 @@ done
 mkdir -p usr/local "$U/local"
 (cd "$U/local" && mkdir bin etc games include lib man sbin share src)
 mount --bind "$U/local" usr/local
+# Host directories root may not enter here (owned by an unmapped uid) become empty ones root can: at a real root
+# prompt `find /` does not trip over them either.
+mask() { mount -t tmpfs -o size=4k,mode=700 masked "$1"; }
+printf '%s\n' "$masks" | while IFS= read -r d; do if [ -n "$d" ] && [ -d "$R$d" ]; then mask "$R$d"; fi; done
 # Host files only root may read there (e.g. security/opasswd) stay behind: they are exactly the ones to leave out.
 cp -a --no-preserve=ownership /.sandbox/host-etc/. etc/ 2>/dev/null || true
 awk -F: '{print $1":*:19000:0:99999:7:::"}' etc/passwd > etc/shadow
@@ -113,6 +117,8 @@ echo "$host" > etc/hostname
 ln -s /proc/self/mounts etc/mtab
 if [ -d etc/skel ]; then cp -a etc/skel/. root/; fi
 mount --rbind /proc proc
+find proc -mindepth 1 -maxdepth 3 \( -path 'proc/[0-9]*' -o -path proc/self -o -path proc/thread-self \) -prune \
+  -o -type d ! -readable -print | while IFS= read -r d; do mask "$d"; done
 mount --rbind /dev dev
 mkdir -p dev/shm
 mount -t tmpfs -o "size=$shm,mode=1777" shm dev/shm
@@ -292,6 +298,29 @@ def _popen(argv: list[str], **kwargs: Any) -> tuple[subprocess.Popen, Any]:
     return proc, stderr
 
 
+@functools.lru_cache(maxsize=None)
+def _closed_dirs() -> tuple[str, ...]:
+    """Directories under the host's /usr (and /bin, /lib* when not symlinks) that others may not enter: root in
+    the sandbox is such an other. Walked once per process (about half a second)."""
+    found, todo = [], ["/usr"] + [f"/{d}" for d in TOP_DIRS if Path("/", d).is_dir() and not Path("/", d).is_symlink()]
+    while todo:
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
+                if entry.stat(follow_symlinks=False).st_mode & 0o005 != 0o005:
+                    found.append(entry.path)
+                else:
+                    todo.append(entry.path)
+            except OSError:
+                continue
+    return tuple(sorted(found))
+
+
 def _mapped_userns() -> int:
     """As host root: a new user namespace mapping uids/gids 0-65535 to UID_BASE..., held open by the fd returned."""
     holder = subprocess.Popen(["unshare", "--user", "--", "sleep", "60"], stdin=subprocess.DEVNULL,
@@ -339,7 +368,7 @@ def _bubblewrap(limits: Limits) -> Sandbox:
         args += ["--ro-bind-try", f"/etc/{name}", f"/.sandbox/host-etc/{name}"]
     caps = ",".join(f"+{c}" for c in KEEP_CAPS)
     args += ["--cap-add", "ALL", "--", "/bin/sh", "-c", _SETUP, "setup", _supervisor_source(),
-             json.dumps(limits.rlimits()), HOSTNAME, str(disk // 4), caps]
+             json.dumps(limits.rlimits()), HOSTNAME, str(disk // 4), caps, "\n".join(_closed_dirs())]
     if os.geteuid() == 0:
         fd = _mapped_userns()
         try:

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from agentinstruct import __version__
 from agentinstruct.datasetdir import MANIFEST, data_files, iter_records, read_manifest
 from agentinstruct.fileutil import atomic_write, atomic_write_text, sha256_file
+from agentinstruct.sharegpt import DEFAULT_MAX_TURNS, read_general, require_hub_id
 
 MIXTURE_MANIFEST = "mixture.json"
 RULE = ("each example is drawn from the agent data with probability eta, else from the general data; each source is "
@@ -84,6 +85,7 @@ def load_agent(src: str, revision: str | None = None) -> tuple[list[dict[str, An
         import datasets
         from huggingface_hub import HfApi
 
+        require_hub_id(src)
         sha = HfApi().dataset_info(src, revision=revision).sha
         loaded = datasets.load_dataset(src, revision=sha)
         records = [{"id": r["id"], "split": r.get("split", name), "conversations": r["conversations"]}
@@ -248,8 +250,6 @@ def build_mixture(agent_src: str, general_src: str | None, eta: float, samples: 
         >>> build_mixture("demo-out", None, 0.2, 1000, 0, Path("mix"), tok)["drawn"]["agent"]  # doctest: +SKIP
         196
     """
-    from agentinstruct.sharegpt import DEFAULT_MAX_TURNS, read_general
-
     agent, agent_source = load_agent(agent_src, agent_revision)
     general, general_stats = read_general(general_src, max_turns or DEFAULT_MAX_TURNS, general_revision)
     mixture = mix(agent, general, eta, samples, seed, oversample)

@@ -247,15 +247,33 @@ def _rows(src: str | None, stats: GeneralStats, revision: str | None) -> Iterato
                 yield from _file_rows(f, stats)
 
         yield chain()
-    elif path.suffix in (".json", ".jsonl", ".parquet") or src.startswith((".", "/")):
+    elif path.suffix in (".json", ".jsonl", ".parquet"):
         raise FileNotFoundError(f"{src}: no such file or directory")
     else:
         import datasets
         from huggingface_hub import HfApi
 
+        require_hub_id(src)
+
         sha = HfApi().dataset_info(src, revision=revision).sha
         stats.source = {"kind": "hub", "repo_id": src, "revision": sha}
         yield iter(datasets.load_dataset(src, split="train", revision=sha))
+
+
+def require_hub_id(src: str) -> None:
+    """Raise ``FileNotFoundError`` for a source that is neither an existing path nor a valid Hub repo id,
+    so a mistyped local path is reported as missing instead of being looked up on the Hub.
+
+    Example:
+        >>> require_hub_id("THUDM/AgentInstruct")
+    """
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(src)
+    except HFValidationError:
+        raise FileNotFoundError(f"{src}: no such file or directory, and not a Hub dataset id") from None
 
 
 def read_general(

@@ -288,6 +288,11 @@ class SqliteBackend(Backend):
 
 # ---------------------------------------------------------------- MariaDB / MySQL
 
+EPISODE_PREFIX = "ai_ep_"
+"""Names of episode databases and users: ai_ep_<backend token>_<episode token>."""
+OWNER_LOCK = "agentinstruct_owner_"
+"""Named lock (+ backend token) a live backend holds on the server."""
+
 # Rights on the episode's own database only: no global rights, so no FILE, PROCESS, SUPER or GRANT.
 _EPISODE_GRANTS = ("SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, CREATE VIEW, SHOW VIEW, "
                    "CREATE TEMPORARY TABLES, LOCK TABLES")
@@ -328,9 +333,8 @@ class MariadbDatabase(Database):
         self._pymysql = pymysql
         self.backend = backend
         self.limits = backend.limits
-        token = secrets.token_hex(8)
-        self.db = f"ai_ep_{token}"
-        self.user = f"ai_ep_{token}"
+        # The database and its user share one name that starts with the owning backend's token (see sweep()).
+        self.db = self.user = f"{EPISODE_PREFIX}{backend.token}_{secrets.token_hex(6)}"
         self._password = secrets.token_urlsafe(18)
         self._created = False
         with backend.admin() as admin, admin.cursor() as cur:
@@ -471,6 +475,57 @@ class MariadbBackend(Backend):
             self._tls = {"ssl": ctx}
         else:
             self._tls = {"ssl_disabled": True}
+        self.token = secrets.token_hex(4)
+        self._owner_guard = threading.Lock()
+        self._owner = self._hold_owner_lock()
+        self.swept = self.sweep()
+
+    def _hold_owner_lock(self) -> Any:
+        """An admin session holding the named lock that marks this backend's episode databases as in use."""
+        con = self.admin()
+        with con.cursor() as cur:
+            cur.execute("SELECT GET_LOCK(%s, 0)", (OWNER_LOCK + self.token,))
+            if cur.fetchone()[0] != 1:
+                raise ConnectionError(f"could not take the lock {OWNER_LOCK + self.token} on the MariaDB server")
+        return con
+
+    def sweep(self) -> int:
+        """Drop the episode databases and users of backends whose process died (their owner lock is free).
+
+        A build killed mid-episode cannot drop what its episodes created; the server frees a dead session's
+        named locks, which is how a later backend tells leftovers from the live episodes of a concurrent build.
+        Returns how many databases and users it dropped.
+        """
+        dropped = 0
+        with self.admin() as con, con.cursor() as cur:
+            pattern = EPISODE_PREFIX.replace("_", "\\_") + "%"
+            cur.execute("SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE %s", (pattern,))
+            databases = [r[0] for r in cur.fetchall()]
+            cur.execute("SELECT user, host FROM mysql.user WHERE user LIKE %s", (pattern,))
+            users = cur.fetchall()
+            owners = {name[len(EPISODE_PREFIX):].split("_")[0] for name in databases + [u for u, _ in users]}
+            for owner in owners - {self.token}:
+                cur.execute("SELECT IS_FREE_LOCK(%s)", (OWNER_LOCK + owner,))
+                if cur.fetchone()[0] != 1:
+                    continue  # a live build's episodes
+                prefix = f"{EPISODE_PREFIX}{owner}_"
+                for user, host in users:
+                    if user.startswith(prefix):
+                        cur.execute("DROP USER IF EXISTS %s@%s", (user, host))
+                        dropped += 1
+                for name in databases:
+                    if name.startswith(prefix):
+                        cur.execute(f"DROP DATABASE IF EXISTS {quote_mysql(name)}")
+                        dropped += 1
+        return dropped
+
+    def _keep_owner_lock(self) -> None:
+        """Reconnect the lock holder if the server dropped it (idle timeout), so sweeps keep sparing our episodes."""
+        with self._owner_guard:
+            try:
+                self._owner.ping(reconnect=False)
+            except self._pymysql.MySQLError:
+                self._owner = self._hold_owner_lock()
 
     def connect(self, user: str, password: str, database: str | None = None) -> Any:
         """A new connection to the server as ``user`` (pymysql connections are not shared between threads)."""
@@ -498,4 +553,13 @@ class MariadbBackend(Backend):
 
     def open(self, tables: list[dict[str, Any]] | None, sqlite_file: str | None) -> Database:
         """A fresh database and user for one episode."""
+        self._keep_owner_lock()
         return MariadbDatabase(self, tables, sqlite_file)
+
+    def close(self) -> None:
+        """Release the owner lock (episodes still open keep their databases until they close)."""
+        with self._owner_guard:
+            try:
+                self._owner.close()
+            except self._pymysql.MySQLError:
+                pass  # already gone: the server released the lock with it

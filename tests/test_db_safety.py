@@ -138,3 +138,20 @@ def test_mariadb_cleans_up_databases_and_users(server):
         assert cur.fetchone()[0] == 0
         cur.execute("SELECT COUNT(*) FROM mysql.user WHERE user = %s", (name,))
         assert cur.fetchone()[0] == 0
+
+
+def test_leftovers_of_a_dead_build_are_swept_and_a_live_ones_are_not(mariadb):
+    live, dead = MariadbBackend(mariadb, LIMITS), MariadbBackend(mariadb, LIMITS)
+    kept, orphan = live.open([TABLE], None), dead.open([TABLE], None)
+    dead.close()  # what kill -9 does: the owner session is gone, the episode's database and user stay
+    try:
+        later = MariadbBackend(mariadb, LIMITS)
+        assert later.swept == 2  # the orphan's database and user
+        assert kept.execute("SELECT COUNT(*) FROM `T x`").rows == [(40,)]
+        with later.admin() as con, con.cursor() as cur:
+            cur.execute("SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = %s", (orphan.db,))
+            assert cur.fetchone()[0] == 0
+        later.close()
+    finally:
+        kept.close()
+        live.close()

@@ -116,3 +116,10 @@ def test_card_rederives_manifest_from_the_files(tmp_path: Path) -> None:
 def test_card_on_a_non_dataset_dir_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["card", str(tmp_path)]) == 2
     assert "no data files" in capsys.readouterr().err
+
+
+def test_written_files_are_readable_by_others(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    _write(root)
+    for path in [root / "README.md", root / "manifest.json", *(root / f.path for f in data_files(root))]:
+        assert path.stat().st_mode & 0o044 == 0o044, path

@@ -15,12 +15,15 @@ output as argv[2]; the answer is argv[1], ``None`` after ``finish``).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
+import sys
+from contextlib import ExitStack
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from agentinstruct.builder import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
-from agentinstruct.builders.os_tasks import command, load_task_file, random_seed
+from agentinstruct.builders.os_tasks import command, load_task_file, random_seed, read_task_file
 from agentinstruct.sandbox import BACKENDS, DEFAULT_DOCKER_IMAGE, Limits, Output, Sandbox, open_sandbox, resolve_backend
 
 DATA = Path(__file__).parent / "data" / "os"
@@ -225,12 +228,12 @@ class OsBuilder(Builder):
     reward_bar: ClassVar[float] = 1.0
 
     def __init__(self, *, scripts: Path | None = None, backend: str = "auto", limits: Limits = Limits(),
-                 docker_image: str = DEFAULT_DOCKER_IMAGE, self_instruct: dict | None = None):
+                 docker_image: str = DEFAULT_DOCKER_IMAGE, options: argparse.Namespace | None = None):
         self.scripts = scripts
         self._backend = resolve_backend(backend)
         self.limits = limits
         self.docker_image = docker_image
-        self.self_instruct = self_instruct or {}
+        self._options = options  # the build's options: --tasks self-instruct needs its model, --out and --n
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -246,14 +249,17 @@ class OsBuilder(Builder):
                        help=f"image for --backend docker (default {DEFAULT_DOCKER_IMAGE}, from builders/data/os)")
         g.add_argument("--command-timeout", type=float, default=Limits.command_timeout, metavar="S",
                        help=f"seconds before a shell command is interrupted (default {Limits.command_timeout:g})")
-        g.add_argument("--n", type=int, default=50,
-                       help="--tasks self-instruct: how many verified tasks to make (default 50)")
+        try:
+            g.add_argument("--n", type=int, default=50,
+                           help="--tasks self-instruct: how many verified tasks to make (default 50)")
+        except argparse.ArgumentError:
+            pass  # `agentinstruct self-instruct os` has its own --n
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "OsBuilder":
         """The builder for the parsed ``build``/``eval`` options."""
         return cls(scripts=args.scripts, backend=args.backend, limits=Limits(command_timeout=args.command_timeout),
-                   docker_image=args.docker_image, self_instruct={"n": args.n, "args": args})
+                   docker_image=args.docker_image, options=args)
 
     @property
     def backend(self) -> str:
@@ -270,10 +276,46 @@ class OsBuilder(Builder):
         if src == EMBEDDED:
             return load_task_file(DATA / "tasks.json", DATA, "train_split", prefix=EMBEDDED)
         if src == SELF_INSTRUCT:
-            from agentinstruct.builders.os_selfinstruct import self_instruct_tasks
-
-            return self_instruct_tasks(self, **self.self_instruct)
+            return self._self_instructed()
         return load_task_file(Path(src), self.scripts or DATA, "train_split")
+
+    async def self_instruct(self, agent: Any, n: int, out: Path, *, seed: int = 0,
+                            concurrency: int = 4) -> tuple[list[Task], Any]:
+        """Grow the AgentBench OS task file ``out`` to ``n`` model-written, sandbox-verified tasks (see
+        ``builders.os_selfinstruct``); returns its tasks and a report."""
+        from agentinstruct.builders.os_selfinstruct import self_instruct
+
+        return await self_instruct(self, agent, n, out, seed=seed, concurrency=concurrency)
+
+    def _self_instructed(self) -> list[Task]:
+        """``--tasks self-instruct`` of ``build``: the first ``--n`` tasks of ``DIR/tasks/os-self-instruct.json``,
+        asking the model for the missing ones first."""
+        from agentinstruct.builders.os_selfinstruct import STORE
+        from agentinstruct.commands.build import _agent, _endpoint
+
+        opts = self._options
+        if opts is None or getattr(opts, "out", None) is None or not getattr(opts, "model", None):
+            raise ValueError("--tasks self-instruct needs --out DIR and --model (the model writes the tasks)")
+        if opts.n < 1:
+            raise ValueError(f"--n must be >= 1, got {opts.n}")
+        store = Path(opts.out) / STORE
+        if store.exists() and len(read_task_file(store)) >= opts.n:
+            print(f"os self-instruct: using the tasks already in {store}", file=sys.stderr)
+        else:
+            with ExitStack() as stack:
+                model, base_url = _endpoint(opts, stack)
+
+                async def go() -> tuple[list[Task], Any]:
+                    async with _agent(opts, model, base_url) as agent:
+                        return await self.self_instruct(agent, opts.n, store, seed=opts.seed or 0,
+                                                        concurrency=opts.concurrency)
+
+                _, report = asyncio.run(go())
+            print(f"os self-instruct: {report}; tasks in {store}", file=sys.stderr)
+        tasks = load_task_file(store, DATA, "self_instruct")[: opts.n] if store.exists() else []
+        if not tasks:
+            raise ValueError(f"self-instruct has no verified task in {store}; see the rejection reasons above")
+        return tasks
 
     def open_env(self, task: Task) -> Environment:
         """A fresh sandbox for the episode."""
@@ -295,6 +337,14 @@ class OsBuilder(Builder):
     def is_final(self, action: Action) -> bool:
         """answer and finish end the episode."""
         return action.kind in ("answer", "finish")
+
+    def template_thought(self, task: Task, action: Action) -> str:
+        """The thought before a reference action when no model writes one."""
+        if action.kind == "bash":
+            return "I will run this in the shell to get what I need."
+        if action.kind == "answer":
+            return f"The output gives the answer: {action.argument}."
+        return "The operation is done, so I will finish."
 
     def reference_actions(self, task: Task) -> list[Action]:
         """Match tasks: answer the expected string. Check tasks: run the example, then answer what it printed

@@ -25,6 +25,7 @@ from typing import Any
 from agentinstruct.builder import Task
 
 LANGUAGES = ("bash", "python")
+INSTRUCTION_SOURCES = ("train_split", "self_instruct", "task_derivation")
 Script = list[str]  # [language, code]
 
 
@@ -107,6 +108,16 @@ class _Reader:
         }
 
 
+def task_payload(item: Any, scripts: Path, where: str = "candidate", index: int = 0) -> dict[str, Any]:
+    """One task object's payload (scripts read from ``scripts``); TaskFormatError naming ``where`` and the field.
+
+    Example:
+        >>> task_payload({"description": "d", "evaluation": {"match": "1"}}, Path("."))["match"]
+        {'answer': '1', 'strip': True}
+    """
+    return _Reader(Path(where), scripts, index).payload(item)
+
+
 def read_task_file(path: Path) -> list[Any]:
     """The raw task objects of a ``.json`` (one object or a list) or ``.jsonl`` file.
 
@@ -135,8 +146,16 @@ def load_task_file(path: Path, scripts: Path, source: str, prefix: str | None = 
         'dev-00000'
     """
     stem = prefix or path.stem
-    payloads = [_Reader(path, scripts, i).payload(item) for i, item in enumerate(read_task_file(path))]
-    return [Task(f"{stem}-{i:05d}", p["description"], source, p) for i, p in enumerate(payloads)]
+    tasks = []
+    for i, item in enumerate(read_task_file(path)):
+        payload = task_payload(item, scripts, str(path), i)
+        # Files self-instruct writes mark their tasks, so they keep that provenance wherever they are read.
+        origin = item.get("instruction_source", source)
+        if origin not in INSTRUCTION_SOURCES:
+            raise TaskFormatError(f"{path}: task {i}: instruction_source: {origin!r} is not one of "
+                                  f"{', '.join(INSTRUCTION_SOURCES)}")
+        tasks.append(Task(f"{stem}-{i:05d}", payload["description"], origin, payload))
+    return tasks
 
 
 def random_seed(task_id: str) -> int:

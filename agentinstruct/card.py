@@ -208,12 +208,14 @@ def _decontamination(root: Path, stats: list[SplitStats]) -> str:
     parts = []
     for run in report["runs"]:
         sets = "\n".join(f"| `{e['name']}` | {e['field']} | {e['instances']} | `{e['sha256'][:12]}` |" for e in run["eval_sets"])
-        matches = run["matches"]
+        matches = run["found"]
         listed = "\n".join(f"- `{m['id']}` ({m['field']}) overlaps `{m['eval_id']}`: \"{_cell(m['ngram'])}\"" for m in matches[:20])
         more = f"\n- ... and {len(matches) - 20} more (see `reports/decontamination.json`)" if len(matches) > 20 else ""
+        short = (f" {len(run['too_short'])} eval instances are shorter than {run['min_words']} words and were not "
+                 f"checked: {', '.join(f'`{i}`' for i in run['too_short'][:10])}." if run["too_short"] else "")
         parts.append(
             f"Method: {run['method']}. Checked {run['checked']} kept records "
-            f"(fields: {', '.join(run['fields'])}); dropped {len(matches)} as contaminated.\n\n"
+            f"(fields: {', '.join(run['fields'])}); dropped {len(matches)} as contaminated.{short}\n\n"
             f"| evaluation set | text field | instances | sha256 |\n|---|---|---:|---|\n{sets}\n\n"
             + (f"Matches:\n\n{listed}{more}" if matches else "No instruction shares an n-gram with these evaluation instances.")
         )
@@ -227,7 +229,7 @@ def _dedup(root: Path, stats: list[SplitStats]) -> str:
         return "Not run yet: `agentinstruct dedup DIR` drops exact and near-duplicate instructions and trajectories."
     parts = []
     for run in report["runs"]:
-        pairs = run["duplicates"]
+        pairs = run["found"]
         listed = "\n".join(f"- `{p['id']}`: {p['key']} of `{p['of']}` ({p['how']})" for p in pairs[:20])
         more = f"\n- ... and {len(pairs) - 20} more (see `reports/dedup.json`)" if len(pairs) > 20 else ""
         parts.append(

@@ -16,6 +16,7 @@ COMMANDS: tuple[str, ...] = (
     "agentinstruct.commands.build",
     "agentinstruct.commands.mix",
     "agentinstruct.commands.publish",
+    "agentinstruct.commands.filtering",
     "agentinstruct.commands.self_instruct",
 )
 

@@ -187,7 +187,8 @@ class Decontaminator(BatchFilter):
     def _index(self) -> None:
         self.eval_ids = [i for s in self.eval_sets for i in s.ids]
         tokens = token_lists([t for s in self.eval_sets for t in s.texts])
-        self._vocab = pc.unique(tokens.flatten())
+        vocab = pc.unique(tokens.flatten())
+        self._vocab = pc.filter(vocab, pc.not_equal(vocab, ""))
         self._words = [np.asarray(row, dtype=object) for row in tokens.to_pylist()]
         ids = self._ids(tokens)
         self.too_short: list[str] = []

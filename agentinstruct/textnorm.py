@@ -36,11 +36,13 @@ def token_lists(texts: list[str]) -> pa.ListArray:
     """The word tokens of many texts as an Arrow list array (one list per text), tokenized in C++.
 
     Example:
-        >>> token_lists(["Hello, World", "a-b"]).to_pylist()
+        >>> token_lists(["Hello, World!", " a-b"]).to_pylist()
         [['hello', 'world'], ['a', 'b']]
     """
     lowered = pc.utf8_lower(pa.array(texts, pa.large_string()))
-    return pc.utf8_split_whitespace(pc.replace_substring_regex(lowered, pattern=_SEPARATOR_RE2, replacement=" "))
+    spaced = pc.utf8_trim_whitespace(pc.replace_substring_regex(lowered, pattern=_SEPARATOR_RE2, replacement=" "))
+    # A text with no word splits into one empty token (callers treat "" as no word); all other tokens are non-empty.
+    return pc.utf8_split_whitespace(spaced)
 
 
 def window_hashes(ids: np.ndarray, length: int) -> np.ndarray:

@@ -37,6 +37,7 @@ def _figure(stats: list[SplitStats], title: str, draw: Callable, xlabel: str) ->
         ax.set_ylabel("trajectories", fontsize=9)
         ax.tick_params(labelsize=8)
         ax.grid(axis="y", alpha=0.3)
+        ax.yaxis.get_major_locator().set_params(integer=True)  # counts of trajectories
     for ax in list(axes.flat)[len(stats):]:
         ax.axis("off")
     handles = [plt.Rectangle((0, 0), 1, 1, color=KEPT), plt.Rectangle((0, 0), 1, 1, color=DROPPED)]

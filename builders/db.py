@@ -12,10 +12,13 @@ statement produces.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import re
+import sys
 import threading
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -26,6 +29,10 @@ from agentinstruct.builders.db_backends import (Backend, Database, DbError, Limi
 from agentinstruct.builders.db_reward import (agentbench_md5, answers_match, parse_answer, result_values,
                                               table_hash)
 from agentinstruct.builders.db_tasks import load_agentbench
+
+SELF_INSTRUCT = "self-instruct"
+SELF_INSTRUCT_STORE = "tasks/db-self-instruct.jsonl"
+"""Where ``build db --tasks self-instruct --out DIR`` keeps the model-written tasks, inside DIR."""
 
 _ENGINES = {"sqlite": ("SQLite", 'double quotes, like "my table"'),
             "mariadb": ("MySQL", "backticks, like `my table`")}
@@ -130,9 +137,11 @@ class DbBuilder(Builder):
     max_turns = 15
     reward_bar = 1.0
 
-    def __init__(self, backend: Backend | None = None, databases: Path | None = None) -> None:
+    def __init__(self, backend: Backend | None = None, databases: Path | None = None,
+                 options: argparse.Namespace | None = None) -> None:
         self._backend = backend or SqliteBackend()
         self.databases = databases
+        self._options = options  # the build's options: --tasks self-instruct needs its model, --out and --n
         self._lock = threading.Lock()
         self._answers: dict[str, list[Any] | None] = {}
         self._tables: dict[str, dict[str, Any]] = {}
@@ -155,6 +164,11 @@ class DbBuilder(Builder):
         parser.add_argument("--databases", type=Path, default=None,
                             help="folder of <db_id>/<db_id>.sqlite files for Spider/BIRD-style task files "
                                  "(default: database/ or *_databases/ beside the task file)")
+        try:
+            parser.add_argument("--n", type=int, default=50,
+                                help="--tasks self-instruct: how many verified tasks to make (default 50)")
+        except argparse.ArgumentError:
+            pass  # `agentinstruct self-instruct db` has its own --n
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "DbBuilder":
@@ -165,7 +179,7 @@ class DbBuilder(Builder):
                                               limits)
         else:
             backend = SqliteBackend(limits)
-        return cls(backend, args.databases)
+        return cls(backend, args.databases, options=args)
 
     @property
     def backend(self) -> str:
@@ -183,9 +197,12 @@ class DbBuilder(Builder):
 
     # ------------------------------------------------------------ tasks
     def load_tasks(self, src: str) -> list[Task]:
-        """Tasks from an AgentBench DB file (JSON lines or a JSON list) or a Spider/BIRD question file."""
+        """Tasks from an AgentBench DB file (JSON lines or a JSON list), a Spider/BIRD question file, or
+        ``self-instruct`` (``build`` with ``--out`` and a model)."""
         from agentinstruct.builders.db_sources import is_text2sql_file, load_text2sql
 
+        if src == SELF_INSTRUCT:
+            return self._self_instructed()
         path = Path(src)
         if not path.is_file():
             raise FileNotFoundError(f"db task source {src}: no such file (give an AgentBench DB .jsonl file or a "
@@ -284,6 +301,36 @@ class DbBuilder(Builder):
         from agentinstruct.builders.db_selfinstruct import self_instruct
 
         return await self_instruct(self, agent, n, out, seed=seed, concurrency=concurrency)
+
+    def _self_instructed(self) -> list[Task]:
+        """``--tasks self-instruct`` of ``build``: the first ``--n`` tasks of ``DIR/tasks/db-self-instruct.jsonl``,
+        asking the model for the missing ones first."""
+        from agentinstruct.commands.build import _agent, _endpoint
+
+        opts = self._options
+        if opts is None or getattr(opts, "out", None) is None or not getattr(opts, "model", None):
+            raise ValueError("--tasks self-instruct needs --out DIR and --model (the model writes the tasks)")
+        if opts.n < 1:
+            raise ValueError(f"--n must be >= 1, got {opts.n}")
+        store = Path(opts.out) / SELF_INSTRUCT_STORE
+        have = load_agentbench(store) if store.exists() else []
+        if len(have) >= opts.n:
+            print(f"db self-instruct: using the tasks already in {store}", file=sys.stderr)
+        else:
+            with ExitStack() as stack:
+                model, base_url = _endpoint(opts, stack)
+
+                async def go() -> tuple[list[Task], Any]:
+                    async with _agent(opts, model, base_url) as agent:
+                        return await self.self_instruct(agent, opts.n, store, seed=opts.seed or 0,
+                                                        concurrency=opts.concurrency)
+
+                _, report = asyncio.run(go())
+            print(f"db self-instruct: {report}; tasks in {store}", file=sys.stderr)
+        tasks = load_agentbench(store)[: opts.n] if store.exists() else []
+        if not tasks:
+            raise ValueError(f"self-instruct has no verified task in {store}; see the rejection reasons above")
+        return tasks
 
     # ------------------------------------------------------------ conversation
     def prompt(self, task: Task) -> list[Turn]:

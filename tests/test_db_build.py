@@ -210,6 +210,8 @@ def test_hostile_sql_on_mariadb_is_contained_and_scores_0(mariadb, tmp_path, cap
 def self_instruct_model(messages: list[dict]) -> str:
     """Answers self-instruct requests by task type: valid tasks, failing SQL, prose, duplicates, no-op changes."""
     prompt = messages[0]["content"]
+    if not prompt.startswith("Write one new task"):  # an episode on a self-instructed task
+        return "I know it.\nAction: Answer\nFinal Answer: [2]"
     topic = prompt.split("Topic: ")[1].split(".")[0]
     kind = prompt.split("Task type: ")[1].split(".")[0]
     table = {"table_name": "Club Members", "table_info": {
@@ -257,6 +259,24 @@ def test_self_instruct_keeps_only_tasks_whose_sql_runs_and_resumes(tmp_path, cap
     out = tmp_path / "out"
     assert main(["build", "db", "--tasks", str(tasks_file), "--policy", "reference", "--out", str(out)]) == 0
     assert all(r["reward"] == 1.0 for r in records(out).values())
+
+
+def test_build_with_self_instructed_tasks_keeps_them_beside_the_data(tmp_path, capsys):
+    out = tmp_path / "out"
+    with OpenAIStub(self_instruct_model) as stub:
+        args = ["build", "db", "--tasks", "self-instruct", "--n", "3", "--model", "stub", "--base-url", stub.url,
+                "--concurrency", "1", "--out", str(out)]
+        assert main(args) == 0
+        scored = records(out)
+        assert len(scored) == 3 and all(r["instruction_source"] == "self_instruct" for r in scored.values())
+        # The counting task (gold 2) is answered right by the scripted model; the changes are not made.
+        assert sorted(r["reward"] for r in scored.values()) == [0.0, 0.0, 1.0]
+        store = out / "tasks" / "db-self-instruct.jsonl"
+        assert len(store.read_text().splitlines()) == 3
+        requests = len(stub.requests)
+        assert main(args) == 0  # resumed: the stored tasks are reused, nothing is asked again
+        assert len(stub.requests) == requests
+    assert "using the tasks already in" in capsys.readouterr().err
 
 
 def run_cli(args: list[str]) -> subprocess.Popen:

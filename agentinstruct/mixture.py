@@ -241,6 +241,34 @@ def write_mixture(out: Path, mixture: Mixture, manifest: dict[str, Any]) -> dict
     return manifest
 
 
+def read_mixture(root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows and manifest of a mixture dir, each data file checked against the manifest's sha256.
+
+    Read with pyarrow rather than ``load_dataset(DIR)``: datasets 5.2 caches a
+    local dir by its name and config, not its files, so two dirs named ``mix``
+    would silently share the first one's rows.
+
+    Example:
+        >>> rows, manifest = read_mixture(Path("mix"))  # doctest: +SKIP
+        >>> rows[0]["conversations"][0]["from"]  # doctest: +SKIP
+        'human'
+    """
+    root = Path(root)
+    path = root / MIXTURE_MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{root}: not a mixture dir (no {MIXTURE_MANIFEST}); make one with `agentinstruct mix`")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    rows: list[dict[str, Any]] = []
+    for f in manifest["data_files"]:
+        file = root / f["path"]
+        if not file.exists():
+            raise FileNotFoundError(f"{root}: {f['path']} listed in {MIXTURE_MANIFEST} is missing")
+        if sha256_file(file) != f["sha256"]:
+            raise ValueError(f"{root}: {f['path']} does not match its sha256 in {MIXTURE_MANIFEST}")
+        rows.extend(pq.read_table(file).to_pylist())
+    return rows, manifest
+
+
 def build_mixture(agent_src: str, general_src: str | None, eta: float, samples: int, seed: int, out: Path,
                   tokenizer: Any, oversample: bool = True, max_turns: int | None = None,
                   agent_revision: str | None = None, general_revision: str | None = None) -> dict[str, Any]:

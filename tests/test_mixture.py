@@ -13,7 +13,7 @@ import datasets
 import pytest
 
 from agentinstruct import cli
-from agentinstruct.mixture import MIXTURE_MANIFEST, build_mixture, load_agent, mix
+from agentinstruct.mixture import MIXTURE_MANIFEST, build_mixture, load_agent, mix, read_mixture
 from agentinstruct.thudm import import_thudm
 from agentinstruct.training.base import EMBEDDED_GGUF, load_tokenizer
 
@@ -100,8 +100,11 @@ def test_build_mixture_writes_a_loadable_dir_and_manifest(tmp_path: Path, tok) -
     (data_file,) = manifest["data_files"]
     assert data_file["rows"] == 400 and (tmp_path / "mix" / data_file["path"]).exists()
 
-    ds = datasets.load_dataset(str(tmp_path / "mix"), split="train")
-    assert len(ds) == 400 and Counter(ds["source"]) == {"agent": drawn["agent"], "general": drawn["general"]}
+    ds, again = read_mixture(tmp_path / "mix")
+    assert again == manifest
+    # load_dataset reads the dir too (a fresh cache: datasets 5.2 caches local dirs by name, not content)
+    assert datasets.load_dataset(str(tmp_path / "mix"), split="train", cache_dir=str(tmp_path / "cache")).to_list() == ds
+    assert len(ds) == 400 and Counter(r["source"] for r in ds) == {"agent": drawn["agent"], "general": drawn["general"]}
     for row in ds:
         losses = [t["loss"] for t in row["conversations"]]
         if row["source"] == "general":
@@ -114,6 +117,22 @@ def test_build_mixture_writes_a_loadable_dir_and_manifest(tmp_path: Path, tok) -
                    for r in agent_rows for t in r["conversations"] if t["loss"] is True)
     assert by_source["agent"] == expected
     assert "eta requested 0.2" in (tmp_path / "mix" / "README.md").read_text()
+
+
+def test_read_mixture_checks_hashes(tmp_path: Path) -> None:
+    from agentinstruct.mixture import Mixture, write_mixture
+
+    manifest = {"eta": 1.0, "agentinstruct_version": "x", "rule": "r", "drawn": {"samples": 1, "agent": 1, "general": 0},
+                "effective_eta": {"examples": 1.0, "trained_tokens": 1.0}}
+    m = Mixture([{"id": "mix_0", "source": "agent", "source_split": "os", "source_id": "os_0", "epoch": 0,
+                  "conversations": AGENT[0]["conversations"]}], {}, "r")
+    written = write_mixture(tmp_path / "m", m, manifest)
+    assert read_mixture(tmp_path / "m")[0][0]["conversations"] == AGENT[0]["conversations"]
+    (tmp_path / "m" / written["data_files"][0]["path"]).write_bytes(b"tampered")
+    with pytest.raises(ValueError, match="does not match its sha256"):
+        read_mixture(tmp_path / "m")
+    with pytest.raises(FileNotFoundError, match="not a mixture dir"):
+        read_mixture(tmp_path)
 
 
 def test_load_agent_errors_are_clear(tmp_path: Path) -> None:

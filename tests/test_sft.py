@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentinstruct.mixture import build_mixture
+from agentinstruct.mixture import Mixture, build_mixture, write_mixture
 from agentinstruct.thudm import import_thudm
 from agentinstruct.training import sft
 from agentinstruct.training.base import EMBEDDED_GGUF, load_tokenizer, plain_checkpoint
@@ -73,9 +73,11 @@ def _mix_dir(tmp_path: Path, eta: float, samples: int) -> Path:
 
 
 def test_training_refuses_to_start_on_a_set_with_nothing_to_train(tmp_path: Path, capsys) -> None:
-    (tmp_path / "mix").mkdir()
-    (tmp_path / "mix" / "rows.jsonl").write_text(json.dumps({"id": "mix_0", "source": "agent", "conversations": [
-        {"from": "human", "value": "hi", "loss": None}, {"from": "gpt", "value": "Ok.", "loss": False}]}) + "\n")
+    rows = [{"id": "mix_0", "source": "agent", "source_split": "os", "source_id": "os_0", "epoch": 0, "conversations": [
+        {"from": "human", "value": "hi", "loss": None}, {"from": "gpt", "value": "Ok.", "loss": False}]}]
+    write_mixture(tmp_path / "mix", Mixture(rows, {}, "r"), {
+        "eta": 1.0, "agentinstruct_version": "x", "rule": "r", "drawn": {"samples": 1, "agent": 1, "general": 0},
+        "effective_eta": {"examples": 1.0, "trained_tokens": 0.0}})
     code = sft.main(["--config", str(CPU_RECIPE), "--dataset_name", str(tmp_path / "mix"), "--output_dir", str(tmp_path / "out")])
     assert code == 1 and "refusing to train: no examples left" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()

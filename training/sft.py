@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentinstruct.mixture import MIXTURE_MANIFEST, read_mixture
+from agentinstruct.sharegpt import require_hub_id
 from agentinstruct.training.base import EMBEDDED_GGUF, resolve_model
 from agentinstruct.training.card import CURVE, plot_curve, render_model_card
 from agentinstruct.training.chat import TemplateError, chat_format
 from agentinstruct.training.masking import Encoder, MaskError, check_masks
 
-MIXTURE_MANIFEST = "mixture.json"
 
 
 @dataclass
@@ -78,30 +79,28 @@ def make_parser() -> Any:
     return TrlParser((AgentLMArguments, SFTConfig, ModelConfig))
 
 
-def load_training_set(name: str, revision: str | None, split: str) -> tuple[Any, dict[str, Any] | None, str | None]:
-    """The training rows, the mixture manifest (None when the set has none) and the resolved revision.
+def load_training_set(name: str, revision: str | None, split: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str | None]:
+    """The training rows, the mixture manifest (None when the set has none) and the resolved Hub revision.
 
     Example:
-        >>> ds, manifest, rev = load_training_set("mix", None, "train")  # doctest: +SKIP
+        >>> rows, manifest, rev = load_training_set("mix", None, "train")  # doctest: +SKIP
     """
-    import datasets
-
-    path = Path(name)
-    if path.is_dir():
-        manifest_path = path / MIXTURE_MANIFEST
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else None
-        return datasets.load_dataset(str(path), split=split), manifest, None
     if not name:
         raise ValueError("no dataset_name: give a dir from `agentinstruct mix` or a Hub dataset id")
+    if Path(name).is_dir():
+        rows, manifest = read_mixture(Path(name))
+        return rows, manifest, None
+    import datasets
     from huggingface_hub import HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
+    require_hub_id(name)
     sha = HfApi().dataset_info(name, revision=revision).sha
     try:
         manifest = json.loads(Path(hf_hub_download(name, MIXTURE_MANIFEST, repo_type="dataset", revision=sha)).read_text())
     except EntryNotFoundError:
         manifest = None
-    return datasets.load_dataset(name, split=split, revision=sha), manifest, sha
+    return list(datasets.load_dataset(name, split=split, revision=sha)), manifest, sha
 
 
 def _recipe_text(argv: list[str]) -> str:
@@ -120,11 +119,11 @@ def prepare(script_args: AgentLMArguments, training_args: Any, tokenizer: Any) -
     import datasets
 
     fmt = chat_format(script_args.chat_format, tokenizer, script_args.system_prompt)
-    ds, manifest, revision = load_training_set(script_args.dataset_name, script_args.dataset_revision, script_args.dataset_split)
+    data, manifest, revision = load_training_set(script_args.dataset_name, script_args.dataset_revision, script_args.dataset_split)
     if script_args.max_train_examples is not None:
-        ds = ds.select(range(min(script_args.max_train_examples, len(ds))))
+        data = data[: script_args.max_train_examples]
     encoder = Encoder(tokenizer, fmt, training_args.max_length)
-    rows = encoder.encode(ds)
+    rows = encoder.encode(data)
     check_masks(rows, encoder.stats)
     # the saved tokenizer carries the template the model was trained with
     tokenizer.chat_template = fmt.template

@@ -30,23 +30,40 @@ def _mix(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inspect(args: argparse.Namespace) -> int:
+def _rows_to_inspect(args: argparse.Namespace) -> list[dict]:
+    from agentinstruct.datasetdir import MANIFEST, iter_records
+    from agentinstruct.mixture import MIXTURE_MANIFEST, read_mixture
+    from agentinstruct.recordio import read_entries
+    from agentinstruct.sharegpt import require_hub_id
+
+    path = Path(args.dataset)
+    if (path / MIXTURE_MANIFEST).exists():
+        return read_mixture(path)[0]
+    if (path / MANIFEST).exists():
+        return list(iter_records(path, args.config or "default", None if args.split == "train" else args.split))
+    if path.exists():
+        entries = list(read_entries(path))
+        bad = next((e for e in entries if e.error), None)
+        if bad:
+            raise ValueError(f"{bad.label}: {bad.error}")
+        return [e.record for e in entries]
     import datasets
 
+    require_hub_id(args.dataset)
+    return list(datasets.load_dataset(args.dataset, args.config, split=args.split))
+
+
+def _inspect(args: argparse.Namespace) -> int:
     from agentinstruct.training.base import load_tokenizer
     from agentinstruct.training.chat import chat_format
     from agentinstruct.training.masking import Encoder, check_masks, render_mask
 
     tokenizer = load_tokenizer(args.model)
     fmt = chat_format(args.chat_format, tokenizer, args.system_prompt)
-    path = Path(args.dataset)
-    if path.is_file():
-        ds = datasets.load_dataset(path.suffix.lstrip(".").replace("jsonl", "json"), data_files=str(path), split="train")
-    else:
-        ds = datasets.load_dataset(args.dataset, args.config, split=args.split)
-    if args.index >= len(ds):
-        raise ValueError(f"{args.dataset}: index {args.index} out of range ({len(ds)} rows)")
-    row = ds[args.index]
+    rows = _rows_to_inspect(args)
+    if not 0 <= args.index < len(rows):
+        raise ValueError(f"{args.dataset}: index {args.index} out of range ({len(rows)} rows)")
+    row = rows[args.index]
     encoder = Encoder(tokenizer, fmt, args.max_length)
     rows = encoder.encode([row])
     if not rows:
@@ -85,7 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("dataset", help="mixture dir, dataset dir, Hub id, or a .json/.jsonl/.parquet file of conversations")
     p.add_argument("--index", type=int, default=0)
     p.add_argument("--config", help="dataset config (e.g. default, all)")
-    p.add_argument("--split", default="train")
+    p.add_argument("--split", default="train", help="split (dataset dirs: os, db, ...; default all splits)")
     p.add_argument("--model", default=EMBEDDED_GGUF, help="whose tokenizer (and template, with --chat-format model)")
     p.add_argument("--chat-format", default="llama2-chat", choices=("llama2-chat", "model"))
     p.add_argument("--system-prompt", help="system prompt (llama2-chat default: AgentLM's)")

@@ -352,8 +352,8 @@ With agentinstruct, mix the agent data with general chat data as AgentTuning did
 train with TRL; the loss mask follows `loss`:
 
 ```bash
-agentinstruct mix --agent {repo} --general SRC --eta 0.2 ...   # write the mixed training set
-python -m agentinstruct.training.sft --config training/recipes/NAME.yaml
+agentinstruct mix --agent {repo} --eta 0.2 --samples 100000 --seed 0 --out mix-agentlm   # + ShareGPT
+python -m agentinstruct.training.sft --config training/recipes/agentlm-7b.yaml              # TRL SFT
 ```
 
 ## Files

@@ -145,8 +145,8 @@ class Limits:
 
     command_timeout: float = 20.0
     """Wall-clock seconds for one shell command before it is interrupted."""
-    exec_timeout: float = 60.0
-    """Wall-clock seconds for one independent process (init script, checker)."""
+    exec_timeout: float = 120.0
+    """Wall-clock seconds for one independent process (init script, checker; some AgentBench inits sleep 60 s)."""
     memory_mb: int = 2048
     """Address space per process (RLIMIT_AS)."""
     cpu_seconds: int = 120
@@ -211,14 +211,17 @@ class Sandbox:
         self._on_close = on_close
         self._buffer = b""
         self._closed = False
+        self._pidns: str | None = None
         try:
             first = self._read_line(limits.start_timeout)
         except SandboxError as exc:
             self.close()
             raise SandboxUnavailable(f"the {backend} sandbox did not start: {exc}") from None
-        if json.loads(first).get("ready") is not True:
+        greeting = json.loads(first)
+        if greeting.get("ready") is not True:
             self.close()
             raise SandboxUnavailable(f"the {backend} sandbox did not start: unexpected greeting {first[:200]!r}")
+        self._pidns = greeting.get("pidns") if backend == "bubblewrap" else None
 
     def _failure(self) -> str:
         self._stderr.seek(0)
@@ -276,6 +279,8 @@ class Sandbox:
             except ProcessLookupError:
                 pass
         self._proc.wait()
+        if self._pidns is not None:
+            _wait_until_gone(self._pidns)
         for stream in (self._proc.stdin, self._proc.stdout, self._stderr):
             try:
                 stream.close()
@@ -289,6 +294,27 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _in_namespace(pidns: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/ns/pid") == pidns:
+                    found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def _wait_until_gone(pidns: str, seconds: float = 10.0) -> None:
+    """The kernel kills a PID namespace's processes when its init dies, but they take a moment to exit."""
+    deadline = time.monotonic() + seconds
+    while _in_namespace(pidns):
+        if time.monotonic() > deadline:
+            raise SandboxError(f"processes of the sandbox (PID namespace {pidns}) are still alive after {seconds:g} s")
+        time.sleep(0.01)
 
 
 def _popen(argv: list[str], **kwargs: Any) -> tuple[subprocess.Popen, Any]:

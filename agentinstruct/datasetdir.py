@@ -64,7 +64,12 @@ class Asset:
 
 
 def report_assets(root: Path) -> list[Asset]:
-    """The filter reports in ``DIR/reports`` (written by ``agentinstruct dedup`` and ``decontaminate``)."""
+    """The filter reports in ``DIR/reports`` (written by ``agentinstruct dedup`` and ``decontaminate``).
+
+    Example:
+        >>> [a.path for a in report_assets(Path("out"))]  # doctest: +SKIP
+        ['reports/decontamination.json', 'reports/dedup.json']
+    """
     return [
         Asset(p.relative_to(root).as_posix(), sha256_file(p), p.stat().st_size)
         for p in sorted((Path(root) / REPORTS).glob("*.json"))

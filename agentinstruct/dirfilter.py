@@ -32,7 +32,12 @@ class BatchFilter(Filter):
     """
 
     def decide_all(self, records: Sequence[dict[str, Any]]) -> list[tuple[bool, str | None]]:
-        """Decisions for ``records`` in order (the default asks ``filter`` one record at a time)."""
+        """Decisions for ``records`` in order (the default asks ``filter`` one record at a time).
+
+        Example:
+            >>> Deduplicator(keys=["instruction"]).decide_all(records)  # doctest: +SKIP
+            [(True, None), (False, 'duplicate: instruction of os_0')]
+        """
         return [self(r) for r in records]
 
     @abstractmethod

@@ -22,6 +22,7 @@ import json
 import re
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils.sha import git_hash
 
-from agentinstruct.datasetdir import CARD, MANIFEST, data_files, manifest_for, read_manifest, report_assets, Asset
+from agentinstruct.datasetdir import CARD, MANIFEST, Asset, data_files, manifest_for, read_manifest, report_assets
 from agentinstruct.fileutil import atomic_write_text, sha256_file
 from agentinstruct.recordio import Entry, read_entries
 from agentinstruct.validation import InvalidRecords, check_entries
@@ -185,8 +186,15 @@ def push_files(
     tag = _tag_of(version)
     local = {path: LocalFile.of(source) for path, source in files.items()}
     api = _api(dry_run)
-    try:
+    with _hub_errors(repo_id):
         return _push(api, local, repo_id, repo_type, tag, private, message, dry_run)
+
+
+@contextmanager
+def _hub_errors(repo_id: str) -> Iterator[None]:
+    """Turn the client's HTTP and connection errors into one clear ``PublishError`` line."""
+    try:
+        yield
     except HfHubHTTPError as exc:
         raise PublishError(f"the Hub refused a request for {repo_id}: {str(exc).strip().splitlines()[0]}") from exc
     except (httpx2.HTTPError, OSError) as exc:
@@ -349,7 +357,8 @@ def publish_dataset(
             if isinstance(files[name], bytes):
                 atomic_write_text(root / name, files[name].decode())
         if result.status == "published":
-            _verify_manifest(repo_id, result.tag)
+            with _hub_errors(repo_id):
+                _verify_manifest(repo_id, result.tag)
     return result
 
 

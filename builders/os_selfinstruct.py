@@ -33,6 +33,7 @@ from agentinstruct.builders.os import DATA, EMBEDDED, judge, prepare
 from agentinstruct.builders.db_selfinstruct import SelfInstructReport, extract_json, near_duplicate
 from agentinstruct.builders.os_tasks import TaskFormatError, command, load_task_file, read_task_file, task_payload
 from agentinstruct.fileutil import atomic_write_text
+from agentinstruct.textnorm import words
 
 CHECKERS = ("integer-match", "string-match", "size-match", "containing", "in")
 TOPICS = ("counting files by name or extension", "file sizes and disk usage", "users and groups",
@@ -182,7 +183,9 @@ async def self_instruct(builder: Any, agent: Any, n: int, out: Path, *, seed: in
     if entries:
         load_task_file(out, DATA, "self_instruct")  # a damaged file is reported with its task, not extended
     examples = demonstrations(DATA / "tasks.json")
-    seen = [e["description"] for e in entries] + [t.instruction for t in builder.load_tasks(EMBEDDED)]
+    # near_duplicate compares against normalised texts: lowercase words joined by single spaces.
+    seen = [" ".join(words(e["description"])) for e in entries] + [
+        " ".join(words(t.instruction)) for t in builder.load_tasks(EMBEDDED)]
     report = SelfInstructReport()
     budget = max_requests if max_requests is not None else 4 * n
     k = len(entries) * 4  # resumed runs ask anew instead of repeating the requests that made the stored tasks
@@ -218,7 +221,7 @@ async def self_instruct(builder: Any, agent: Any, n: int, out: Path, *, seed: in
                     report.rejected["near-duplicate"] += 1
                     continue
                 entries.append(entry)
-                seen.append(entry["description"])
+                seen.append(" ".join(words(entry["description"])))
                 report.accepted += 1
                 out.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(out, json.dumps(entries, indent=1, ensure_ascii=False) + "\n")

@@ -20,8 +20,13 @@ from agentinstruct.validation import InvalidRecords
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    """Loading a dataset dir must not touch the network: run with the libraries' offline switches on."""
+    import huggingface_hub.constants
+
+    # Both libraries read these at import time, so the constants are patched, not only the environment.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
 
 

@@ -81,6 +81,8 @@ def test_training_refuses_to_start_on_a_set_with_nothing_to_train(tmp_path: Path
     code = sft.main(["--config", str(CPU_RECIPE), "--dataset_name", str(tmp_path / "mix"), "--output_dir", str(tmp_path / "out")])
     assert code == 1 and "refusing to train: no examples left" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    code = sft.main(["--config", str(CPU_RECIPE), "--dataset_name", str(tmp_path / "nowhere"), "--output_dir", str(tmp_path / "out")])
+    assert code == 2 and "nowhere: no such file or directory" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from typing import Any
 
 from agentinstruct.mixture import MIXTURE_MANIFEST, read_mixture
 from agentinstruct.sharegpt import require_hub_id
-from agentinstruct.training.base import EMBEDDED_GGUF, resolve_model
+from agentinstruct.training.base import EMBEDDED_GGUF, is_gguf, resolve_model
 from agentinstruct.training.card import CURVE, plot_curve, render_model_card
 from agentinstruct.training.chat import TemplateError, chat_format
 from agentinstruct.training.masking import Encoder, MaskError, check_masks
@@ -141,19 +141,22 @@ def main(argv: list[str] | None = None) -> int:
     from agentinstruct.training.base import load_tokenizer
 
     model_ref = model_args.model_name_or_path or EMBEDDED_GGUF
-    tokenizer = load_tokenizer(model_ref, model_args.model_revision)
     try:
+        tokenizer = load_tokenizer(model_ref, model_args.model_revision)
         train_dataset, encoder, manifest, revision = prepare(script_args, training_args, tokenizer)
     except (MaskError, TemplateError) as exc:
         print(f"agentinstruct sft: refusing to train: {exc}", file=sys.stderr)
         return 1
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"agentinstruct sft: error: {exc}", file=sys.stderr)
+        return 2
     stats = encoder.stats.as_dict()
     print(f"tokenized {stats['kept']} of {stats['examples']} examples: {stats['tokens']} tokens, "
           f"{stats['trained_tokens']} trained; by source {stats['trained_tokens_by_source']}; "
           f"truncation {stats['truncation'] or 'none'}")
 
     model = AutoModelForCausalLM.from_pretrained(
-        resolve_model(model_ref), revision=model_args.model_revision if model_ref != EMBEDDED_GGUF else None,
+        resolve_model(model_ref), revision=None if is_gguf(model_ref) else model_args.model_revision,
         dtype=model_args.dtype or "float32", attn_implementation=model_args.attn_implementation,
     )
     push = training_args.push_to_hub

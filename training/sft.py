@@ -71,8 +71,9 @@ def make_parser() -> Any:
     """The TrlParser over AgentLMArguments, SFTConfig and ModelConfig.
 
     Example:
-        >>> make_parser().parse_args_and_config(["--dataset_name", "mix", "--output_dir", "out"])[0].dataset_name
-        'mix'
+        >>> args = ["--config", "training/recipes/smollm2-135m-cpu.yaml", "--max_steps", "3"]
+        >>> make_parser().parse_args_and_config(args)[1].max_steps
+        3
     """
     from trl import ModelConfig, SFTConfig, TrlParser
 

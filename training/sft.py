@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     script_args, training_args, model_args = make_parser().parse_args_and_config(argv)
     from transformers import AutoModelForCausalLM
-    from trl import SFTTrainer
+    from trl import SFTTrainer, get_peft_config
 
     from agentinstruct.training.base import load_tokenizer
 
@@ -162,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     push = training_args.push_to_hub
     training_args.push_to_hub = False  # pushed below through agentinstruct.hub, with the card and files
-    trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset, processing_class=tokenizer)
+    # use_peft and the lora_* fields of the recipe (ModelConfig) take effect; None for full fine-tuning
+    trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset, processing_class=tokenizer,
+                         peft_config=get_peft_config(model_args))
     result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
     out = Path(training_args.output_dir)

@@ -87,7 +87,7 @@ class Encoder:
         >>> enc = Encoder(tokenizer, llama2_chat(), max_length=4096)  # doctest: +SKIP
         >>> rows = enc.encode(mixed_rows)  # doctest: +SKIP
         >>> enc.stats.truncation  # doctest: +SKIP
-        Counter({'dropped_early_rounds': 12, 'early_turns_dropped': 40})
+        Counter({'examples_truncated': 12, 'examples_early_rounds_dropped': 12, 'early_turns_dropped': 40, ...})
     """
 
     def __init__(self, tokenizer: Any, fmt: ChatFormat, max_length: int | None):

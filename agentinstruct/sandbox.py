@@ -297,13 +297,17 @@ class Sandbox:
 
 
 def _in_namespace(pidns: str) -> list[int]:
+    """Live (not zombie) processes in PID namespace ``pidns``. Zombies are dead already: the sandbox's init
+    lingers as one until the host's init reaps it, which may take seconds."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 if os.readlink(f"/proc/{entry}/ns/pid") == pidns:
-                    found.append(int(entry))
-            except OSError:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                    if stat[stat.rindex(")") + 2] != "Z":
+                        found.append(int(entry))
+            except (OSError, ValueError):
                 continue
     return found
 

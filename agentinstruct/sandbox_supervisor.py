@@ -222,10 +222,10 @@ class Shell(object):
             if sig == signal.SIGINT:
                 _signal([self.proc.pid], signal.SIGINT)  # an interactive bash drops the running line on SIGINT
             resync = self._mark_line()
-            state = self._until([marker, resync], 3.0, capture)
+            state = self._until([marker, resync], 2.0, capture)
             if state == "done" and capture.found[0] == marker:  # it finished just now: wait for the resync too
                 found = capture.found
-                state = self._until([resync], 3.0, capture)
+                state = self._until([resync], 2.0, capture)
                 capture.found = found
             if state == "done":
                 return "the command did not finish within %g seconds and was interrupted" % timeout
@@ -247,8 +247,9 @@ def run_exec(argv, timeout, cap):
     deadline = time.monotonic() + timeout
     timed_out = False
     while True:
-        # Once the process has exited, leftovers that still hold the pipe open must not keep us waiting.
-        wait = 0.05 if proc.poll() is not None else deadline - time.monotonic()
+        # Short waits: once the process has exited, leftovers that still hold the pipe open must not keep us
+        # waiting for output that may never come.
+        wait = min(0.05, deadline - time.monotonic())
         if wait <= 0:
             timed_out = True
             _signal(sorted(_descendants(proc.pid)) + [proc.pid], signal.SIGKILL)

@@ -189,7 +189,6 @@ def test_the_size_task_passes_with_our_size_checker(builder, agentbench):
         assert not judge(box, ours, "17M")
 
 
-@pytest.mark.slow
 def test_a_sample_of_training_tasks_runs_unchanged(builder, agentbench):
     # training.json names only the standard checkers, and no --scripts means ours.
     tasks = builder.load_tasks(str(agentbench / "os_interaction" / "training.json"))

@@ -38,12 +38,13 @@ def userns_of(b) -> str:
 
 
 def processes_in(ns: str) -> list[int]:
-    """Host pids of processes living in user namespace ``ns``."""
+    """Host pids of live processes in user namespace ``ns`` (zombies are dead; the host's init reaps them)."""
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                if os.readlink(f"/proc/{entry}/ns/user") == ns:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                if os.readlink(f"/proc/{entry}/ns/user") == ns and stat[stat.rindex(")") + 2] != "Z":
                     found.append(int(entry))
             except OSError:
                 continue

@@ -287,7 +287,8 @@ class Sandbox:
             except OSError:
                 pass
         for argv in self._on_close:
-            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False,
+                           env=_docker_env())
 
     def __enter__(self) -> "Sandbox":
         return self
@@ -321,11 +322,17 @@ def _wait_until_gone(pidns: str, seconds: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def _popen(argv: list[str], **kwargs: Any) -> tuple[subprocess.Popen, Any]:
+def _popen(argv: list[str], env: dict[str, str], **kwargs: Any) -> tuple[subprocess.Popen, Any]:
     stderr = tempfile.TemporaryFile()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                            start_new_session=True, env={"PATH": os.defpath}, **kwargs)
+                            start_new_session=True, env=env, **kwargs)
     return proc, stderr
+
+
+def _docker_env() -> dict[str, str]:
+    """What the docker CLI needs to reach the engine the user configured; containers never see it."""
+    keep = {k: v for k, v in os.environ.items() if k.startswith("DOCKER_") or k in ("HOME", "XDG_RUNTIME_DIR")}
+    return {"PATH": os.environ.get("PATH", os.defpath), **keep}
 
 
 @functools.lru_cache(maxsize=None)
@@ -403,11 +410,11 @@ def _bubblewrap(limits: Limits) -> Sandbox:
         fd = _mapped_userns()
         try:
             proc, stderr = _popen(["nsenter", f"--user=/proc/self/fd/{fd}", "--setuid", "0", "--setgid", "0", "--",
-                                   "bwrap", *args], pass_fds=(fd,))
+                                   "bwrap", *args], {"PATH": os.defpath}, pass_fds=(fd,))
         finally:
             os.close(fd)
     else:
-        proc, stderr = _popen(["bwrap", "--unshare-user", "--uid", "0", "--gid", "0", *args])
+        proc, stderr = _popen(["bwrap", "--unshare-user", "--uid", "0", "--gid", "0", *args], {"PATH": os.defpath})
     return Sandbox(proc, "bubblewrap", limits, stderr, [])
 
 
@@ -417,12 +424,12 @@ def _docker(limits: Limits, image: str) -> Sandbox:
            "--pids-limit", str(limits.processes), "--memory", f"{limits.memory_mb}m",
            "--memory-swap", f"{limits.memory_mb}m", "--security-opt", "no-new-privileges",
            "--label", "agentinstruct.sandbox=os", image, "sleep", "infinity"]
-    started = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False)
+    started = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False, env=_docker_env())
     if started.returncode != 0:
         raise SandboxUnavailable(f"docker could not start {image!r}: {started.stderr.strip()[-1000:]} "
                                  f"(build the image with: docker build -t {DEFAULT_DOCKER_IMAGE} builders/data/os)")
     proc, stderr = _popen(["docker", "exec", "-i", name, "python3", "-I", "-S", "-c", _supervisor_source(),
-                           json.dumps(limits.rlimits())])
+                           json.dumps(limits.rlimits())], _docker_env())
     return Sandbox(proc, "docker", limits, stderr, [["docker", "rm", "-f", name]])
 
 
@@ -433,7 +440,7 @@ def _docker_reachable() -> str | None:
         return "the docker CLI is not installed"
     try:
         info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True,
-                              timeout=20, check=False)
+                              timeout=20, check=False, env=_docker_env())
     except subprocess.TimeoutExpired:
         return "docker info did not answer within 20 s"
     return None if info.returncode == 0 else f"no Docker engine: {info.stderr.strip()[-300:] or 'docker info failed'}"

@@ -87,12 +87,12 @@ def parse_reply(reply: str) -> Action | FormatError:
     """The last ``Act:`` line decides, as in AgentBench: bash (all ```bash blocks), finish, or answer(...).
 
     Example:
-        >>> parse_reply("Think: count.\n\nAct: answer(42)")
+        >>> parse_reply("Think: count.\\n\\nAct: answer(42)")
         Action(kind='answer', argument='42')
-        >>> parse_reply("Act: bash\n\n```bash\nls\n```")
+        >>> parse_reply("Act: bash\\n\\n```bash\\nls\\n```")
         Action(kind='bash', argument='ls')
-        >>> parse_reply("I think it is 42.")
-        FormatError(message='Your reply has no action I can run. ...')  # doctest: +ELLIPSIS
+        >>> parse_reply("I think it is 42.")  # doctest: +ELLIPSIS
+        FormatError(message='Your reply has no action I can run. ...')
     """
     for found in reversed(list(_ACT.finditer(reply))):
         act = found.group(1).strip().lower()

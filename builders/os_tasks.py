@@ -142,7 +142,7 @@ def load_task_file(path: Path, scripts: Path, source: str, prefix: str | None = 
 
     Example:
         >>> tasks = load_task_file(Path("data/dev.json"), Path("scripts/dev"), "train_split")  # doctest: +SKIP
-        >>> tasks[0].task_id
+        >>> tasks[0].task_id  # doctest: +SKIP
         'dev-00000'
     """
     stem = prefix or path.stem

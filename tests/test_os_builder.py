@@ -279,3 +279,13 @@ def test_a_scripted_model_drives_full_episodes_through_the_engine(builder, tmp_p
     assert Path("/usr/bin/env").exists() and Path("/etc/passwd").exists()
     assert all("sk-test-os-episodes-secret" not in json.dumps(r) for r in by_task.values())
     assert validate_paths([out]).ok
+
+
+@pytest.mark.parametrize("module", ["agentinstruct.builders.os", "agentinstruct.builders.os_tasks",
+                                    "agentinstruct.builders.os_selfinstruct", "agentinstruct.sandbox"])
+def test_docstring_examples_hold(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0 and result.attempted > 0

@@ -21,7 +21,7 @@ def test_demo_builds_a_loadable_os_split_and_resumes(tmp_path, capsys, monkeypat
     out = tmp_path / "demo-out"
     assert main(["demo", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "reference policy (SmolLM2 thinks)  : 18 episodes, 18 kept, mean reward 1.00" in printed
+    assert "reference policy (SmolLM2 thinks)  : 18 episodes, 18 kept, mean reward 1.00" in printed, printed
     assert "model policy (SmolLM2 acts)        : 4 episodes" in printed and "load_dataset" in printed
     assert len(printed.splitlines()) == 4
     assert validate_paths([out]).ok

@@ -47,6 +47,7 @@ import functools
 import json
 import os
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -84,8 +85,8 @@ TOP_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 # and starts the supervisor.
 _SETUP = r"""
 set -eu
-src=$1 limits=$2 host=$3 shm=$4 caps=$5 masks=$6
 R=/.sandbox/root U=/.sandbox/upper
+exec 3< /.sandbox/supervisor.py  # still readable as /dev/fd/3 once the staging root is gone
 cd "$R"
 mkdir -p usr etc root home tmp run/lock var/tmp var/log var/lib var/cache var/spool var/mail var/opt var/local \
   var/backups srv opt mnt media proc dev sys boot .old
@@ -127,7 +128,7 @@ cd /
 umount -l /.old
 rmdir /.old
 exec setpriv "--bounding-set=-all,$caps" --inh-caps=-all --ambient-caps=-all -- \
-  python3 -I -S -c "$src" "$limits"
+  python3 -I -S /dev/fd/3 "$limits"
 """
 
 
@@ -322,6 +323,14 @@ def _wait_until_gone(pidns: str, seconds: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def _data_fd(data: bytes) -> int:
+    """An open descriptor of an unlinked temporary file holding ``data``, positioned at its start."""
+    with tempfile.TemporaryFile() as f:
+        f.write(data)
+        f.seek(0)
+        return os.dup(f.fileno())
+
+
 def _popen(argv: list[str], env: dict[str, str], **kwargs: Any) -> tuple[subprocess.Popen, Any]:
     stderr = tempfile.TemporaryFile()
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
@@ -404,17 +413,27 @@ def _bubblewrap(limits: Limits) -> Sandbox:
     for name in ETC_ENTRIES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/.sandbox/host-etc/{name}"]
     caps = ",".join(f"+{c}" for c in KEEP_CAPS)
-    args += ["--cap-add", "ALL", "--", "/bin/sh", "-c", _SETUP, "setup", _supervisor_source(),
-             json.dumps(limits.rlimits()), HOSTNAME, str(disk // 4), caps, "\n".join(_closed_dirs())]
-    if os.geteuid() == 0:
-        fd = _mapped_userns()
-        try:
-            proc, stderr = _popen(["nsenter", f"--user=/proc/self/fd/{fd}", "--setuid", "0", "--setgid", "0", "--",
-                                   "bwrap", *args], {"PATH": os.defpath}, pass_fds=(fd,))
-        finally:
+    # Scripts and options travel in files (bwrap --file, --args), so `ps` in the sandbox shows short lines.
+    values = {"limits": json.dumps(limits.rlimits()), "host": HOSTNAME, "shm": str(disk // 4), "caps": caps,
+              "masks": "\n".join(_closed_dirs())}
+    script = "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()) + _SETUP
+    setup, supervisor = _data_fd(script.encode()), _data_fd(_supervisor_source().encode())
+    args += ["--file", str(setup), "/.sandbox/setup.sh", "--file", str(supervisor), "/.sandbox/supervisor.py",
+             "--cap-add", "ALL"]
+    argfile = _data_fd(b"".join(a.encode() + b"\0" for a in args))
+    fds = [setup, supervisor, argfile]
+    try:
+        if os.geteuid() == 0:
+            fds.append(_mapped_userns())
+            proc, stderr = _popen(["nsenter", f"--user=/proc/self/fd/{fds[-1]}", "--setuid", "0", "--setgid", "0",
+                                   "--", "bwrap", "--args", str(argfile), "--", "/bin/sh", "/.sandbox/setup.sh"],
+                                  {"PATH": os.defpath}, pass_fds=fds)
+        else:
+            proc, stderr = _popen(["bwrap", "--unshare-user", "--uid", "0", "--gid", "0", "--args", str(argfile),
+                                   "--", "/bin/sh", "/.sandbox/setup.sh"], {"PATH": os.defpath}, pass_fds=fds)
+    finally:
+        for fd in fds:
             os.close(fd)
-    else:
-        proc, stderr = _popen(["bwrap", "--unshare-user", "--uid", "0", "--gid", "0", *args], {"PATH": os.defpath})
     return Sandbox(proc, "bubblewrap", limits, stderr, [])
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from agentinstruct.builder import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
+from agentinstruct.runner import THOUGHT_PROMPT
 
 ACTION = re.compile(r"^Action:\s*(add|echo|answer)\((-?\d+)\)\s*$", re.MULTILINE)
 TASK = re.compile(r"The counter starts at (-?\d+)\. Make it reach (-?\d+)")
@@ -118,7 +119,7 @@ class CounterBuilder(Builder):
 
 def respond(messages: list[dict[str, Any]]) -> str:
     """The scripted model (see the module docstring)."""
-    if messages[0]["content"].startswith("You are writing the reasoning"):
+    if messages[0]["content"].startswith(THOUGHT_PROMPT.split("\n", 1)[0]):
         return "Thought: The counter has to move toward the target, so this is the step to take."
     task_at = max(i for i, m in enumerate(messages) if m["role"] == "user" and TASK.search(m["content"]))
     start, target = map(int, TASK.search(messages[task_at]["content"]).groups())

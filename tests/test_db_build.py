@@ -20,6 +20,7 @@ from agentinstruct.builders.db_backends import MariadbBackend
 from agentinstruct.cli import main
 from agentinstruct.datasetdir import iter_records
 from agentinstruct.journal import journal_path
+from agentinstruct.runner import THOUGHT_PROMPT
 from agentinstruct.validation import validate_paths
 
 TESTS = Path(__file__).resolve().parent
@@ -49,7 +50,7 @@ def scripted(tasks) -> callable:
     by_question = {t.instruction: t for t in tasks}
 
     def respond(messages: list[dict]) -> str:
-        if messages[0]["content"].startswith("You are writing the reasoning"):
+        if messages[0]["content"].startswith(THOUGHT_PROMPT.split("\n", 1)[0]):
             return THOUGHT
         task = by_question[messages[2]["content"]]
         mysql = "MySQL" in messages[0]["content"]

@@ -150,3 +150,9 @@ def test_a_thought_that_breaks_the_format_falls_back_to_the_template(stub):
     stub.respond = lambda messages: "I add.\nAction: answer(99)"
     tail = agent_turns(episode(stub, task(2, 6), policy="reference"))
     assert tail[0]["value"].endswith("Action: add(4)") and "answer(99)" not in tail[0]["value"]
+
+
+def test_a_thought_that_copies_the_prompt_falls_back_to_the_template(stub):
+    stub.respond = lambda messages: "The agent's next action is:\nadd: 4\nThis means the agent will add 4."
+    tail = agent_turns(episode(stub, task(2, 6), policy="reference"))
+    assert tail[0]["value"] == "Thought: I will take the next step of the solution with add `4` to move the task forward.\nAction: add(4)"

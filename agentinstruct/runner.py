@@ -121,18 +121,19 @@ async def _model_policy(ep: _Episode, agent: AgentClient) -> None:
             return
 
 
-THOUGHT_PROMPT = """I am solving a task step by step.
+THOUGHT_PROMPT = """You are writing the reasoning of an agent that solves a task step by step.
 
 Task:
 {instruction}
 
-What I did so far:
+What the agent did so far:
 {history}
 
-My next step: {action}
+The agent's next action is:
+{action}
 
-In one to three sentences, in the first person, say why this is the right next step. Write only the reasoning, \
-starting with "I"; do not repeat the command and do not add a label."""
+Write the agent's thought just before this action: one to three sentences, in the first person, saying why this \
+action is the right next step. Write only the thought; do not write the action or a label."""
 
 # Small models often copy the prompt's scaffolding ("The agent's next action is: ...") instead of reasoning;
 # such a thought would teach the format, not the reasoning, so the template is used instead.
@@ -142,7 +143,7 @@ _ECHO = re.compile(r"\b(the agent|next (action|step)( is)?\s*:|my next step\s*:)
 def _history(ep: _Episode) -> str:
     steps = []
     for turn in ep.turns[ep.prompt_turns :]:  # the prompt is the builder's scaffolding, not the agent's history
-        label = "Me" if turn["from"] == "gpt" else "Result"
+        label = "Agent" if turn["from"] == "gpt" else "Result"
         steps.append(f"{label}: {truncate(turn['value'], 400)}")
     if ep.pending is not None:
         steps.append(f"Result: {truncate(ep.pending, 400)}")

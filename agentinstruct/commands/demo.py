@@ -62,8 +62,8 @@ def _demo(args: argparse.Namespace) -> int:
     records = derived.records + [dict(r, id=f"os_{len(derived.records) + n}") for n, r in enumerate(acted.records)]
     write_split(args.out, "os", records)
     kept = sum(1 for r in records if r["filter"]["kept"])
-    print(_line("model policy (SmolLM2 acts)        ", acted))
-    print(_line("reference policy (SmolLM2 thinks)  ", derived))
+    print(_line("model policy (SmolLM2 acts)                ", acted))
+    print(_line("reference policy (thoughts: SmolLM2|template)", derived))
     print(f"dataset dir {args.out}: default/os {kept} rows (kept), all/os {len(records)} rows (every scored episode)")
     print(f'load it: datasets.load_dataset("{args.out}", split="os")   '
           f'# every episode: load_dataset("{args.out}", "all", split="os")')

@@ -12,13 +12,10 @@ statement produces.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
-import sys
 import threading
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +26,7 @@ from agentinstruct.builders.db_backends import (Backend, Database, DbError, Limi
 from agentinstruct.builders.db_reward import (agentbench_md5, answers_match, parse_answer, result_values,
                                               table_hash)
 from agentinstruct.builders.db_tasks import load_agentbench
+from agentinstruct.selfinstruct import add_count_option, self_instructed_tasks
 
 SELF_INSTRUCT = "self-instruct"
 SELF_INSTRUCT_STORE = "tasks/db-self-instruct.jsonl"
@@ -164,11 +162,7 @@ class DbBuilder(Builder):
         parser.add_argument("--databases", type=Path, default=None,
                             help="folder of <db_id>/<db_id>.sqlite files for Spider/BIRD-style task files "
                                  "(default: database/ or *_databases/ beside the task file)")
-        try:
-            parser.add_argument("--n", type=int, default=50,
-                                help="--tasks self-instruct: how many verified tasks to make (default 50)")
-        except argparse.ArgumentError:
-            pass  # `agentinstruct self-instruct db` has its own --n
+        add_count_option(parser)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "DbBuilder":
@@ -305,32 +299,7 @@ class DbBuilder(Builder):
     def _self_instructed(self) -> list[Task]:
         """``--tasks self-instruct`` of ``build``: the first ``--n`` tasks of ``DIR/tasks/db-self-instruct.jsonl``,
         asking the model for the missing ones first."""
-        from agentinstruct.commands.build import _agent, _endpoint
-
-        opts = self._options
-        if opts is None or getattr(opts, "out", None) is None or not getattr(opts, "model", None):
-            raise ValueError("--tasks self-instruct needs --out DIR and --model (the model writes the tasks)")
-        if opts.n < 1:
-            raise ValueError(f"--n must be >= 1, got {opts.n}")
-        store = Path(opts.out) / SELF_INSTRUCT_STORE
-        have = load_agentbench(store) if store.exists() else []
-        if len(have) >= opts.n:
-            print(f"db self-instruct: using the tasks already in {store}", file=sys.stderr)
-        else:
-            with ExitStack() as stack:
-                model, base_url = _endpoint(opts, stack)
-
-                async def go() -> tuple[list[Task], Any]:
-                    async with _agent(opts, model, base_url) as agent:
-                        return await self.self_instruct(agent, opts.n, store, seed=opts.seed or 0,
-                                                        concurrency=opts.concurrency)
-
-                _, report = asyncio.run(go())
-            print(f"db self-instruct: {report}; tasks in {store}", file=sys.stderr)
-        tasks = load_agentbench(store)[: opts.n] if store.exists() else []
-        if not tasks:
-            raise ValueError(f"self-instruct has no verified task in {store}; see the rejection reasons above")
-        return tasks
+        return self_instructed_tasks(self, self._options, Path(SELF_INSTRUCT_STORE), load_agentbench)
 
     # ------------------------------------------------------------ conversation
     def prompt(self, task: Task) -> list[Turn]:

@@ -8,8 +8,8 @@ Each request names a topic and a task type. The reply must hold one JSON object 
 - its SQL runs on a fresh database of the builder's backend: a question must return 1-10 values that are not all
   NULL (they become the ``label``); a change must change the table (the statement becomes the ``label`` and
   the resulting table's AgentBench hash the ``answer_md5``, as in AgentBench's files);
-- its description is not a near-duplicate of an accepted one (difflib ratio >= 0.9 after normalising case and
-  punctuation).
+- its description is not a near-duplicate of an accepted one (``agentinstruct.selfinstruct.NearDuplicates`` at
+  ``NEAR_DUPLICATE`` = 0.9).
 
 Accepted tasks are written, as each is accepted, to an AgentBench JSONL file marked
 ``"instruction_source": "self_instruct"``; running again with the same file resumes and only asks for the
@@ -19,11 +19,7 @@ missing tasks. The file is a task source for ``agentinstruct build db --tasks FI
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
-import re
-from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +27,7 @@ from agentinstruct.builder import Task
 from agentinstruct.builders.db_reward import agentbench_md5, result_values, table_hash
 from agentinstruct.builders.db_tasks import MODIFICATION_TYPES, TaskFileError, load_agentbench, make_task, \
     parse_agentbench_entry
-from agentinstruct.fileutil import atomic_write_text
+from agentinstruct.selfinstruct import NearDuplicates, SelfInstructReport, grow
 
 TOPICS = ("sports results", "city populations", "films and directors", "school enrolment", "library books",
           "train timetables", "weather records", "company sales", "music albums", "elections", "hospital staff",
@@ -39,6 +35,8 @@ TOPICS = ("sports results", "city populations", "films and directors", "school e
           "space missions", "river lengths", "university courses", "video games")
 TYPES = ("counting", "aggregation-SUM", "aggregation-MAX", "aggregation-MIN", "aggregation-AVG", "ranking",
          "comparison", "other", "INSERT", "UPDATE", "DELETE")
+NEAR_DUPLICATE = 0.9
+"""The difflib ratio of normalised descriptions from which a candidate repeats an accepted task."""
 
 PROMPT = """Write one new task for an agent that works on a SQL database ({engine}).
 Topic: {topic}. Task type: {kind}.
@@ -56,51 +54,6 @@ _WHAT = {
     "modification": "The task asks to {verb} rows of the table; say exactly which values.",
 }
 _DOES = {"query": "answers the question", "modification": "makes the change"}
-_JSON = re.compile(r"\{.*\}", re.DOTALL)
-_WORDS = re.compile(r"[^a-z0-9]+")
-
-
-@dataclass
-class SelfInstructReport:
-    """What a self-instruct run did: tasks in the file, new ones accepted, rejections by reason."""
-
-    total: int = 0
-    accepted: int = 0
-    requests: int = 0
-    rejected: Counter = field(default_factory=Counter)
-
-    def __str__(self) -> str:
-        why = ", ".join(f"{k} {v}" for k, v in self.rejected.most_common()) or "none"
-        return (f"{self.total} tasks in the file ({self.accepted} new from {self.requests} requests); "
-                f"rejected: {why}")
-
-
-def extract_json(reply: str) -> Any:
-    """The JSON object in a reply (inside a code fence or not); ValueError when there is none.
-
-    Example:
-        >>> extract_json('Here:\\n```json\\n{"a": 1}\\n```')
-        {'a': 1}
-    """
-    found = _JSON.search(reply)
-    if not found:
-        raise ValueError("no JSON object in the reply")
-    return json.loads(found.group(0))
-
-
-def _key(text: str) -> str:
-    return _WORDS.sub(" ", text.lower()).strip()
-
-
-def near_duplicate(description: str, accepted: list[str], ratio: float = 0.9) -> bool:
-    """Whether ``description`` repeats one of ``accepted`` up to case, punctuation and small edits.
-
-    Example:
-        >>> near_duplicate("How many films did Nolan direct?", ["how many films did nolan direct"])
-        True
-    """
-    key = _key(description)
-    return any(key == other or difflib.SequenceMatcher(None, key, other).ratio() >= ratio for other in accepted)
 
 
 def request(engine: str, k: int, seed: int) -> tuple[str, str]:
@@ -184,46 +137,13 @@ async def self_instruct(builder: Any, agent: Any, n: int, out: Path, *, seed: in
         50 tasks in the file (50 new from 131 requests); rejected: sql fails 40, answer size 25, near-duplicate 16
     """
     entries = _read(out)
-    report = SelfInstructReport()
-    descriptions = [_key(e["description"]) for e in entries]
     engine = "MySQL" if builder.backend == "mariadb" else "SQLite"
-    budget = max_requests if max_requests is not None else 4 * n
-    # Request numbers continue after those spent on the tasks already in the file, so a resumed run asks anew.
-    k = len(entries) * 4
-    lock = asyncio.Lock()
 
-    async def worker() -> None:
-        nonlocal k
-        while True:
-            async with lock:
-                if len(entries) >= n or report.requests >= budget:
-                    return
-                number, k = k, k + 1
-                report.requests += 1
-            _, prompt = request(engine, number, seed)
-            reply = await agent.chat([{"role": "user", "content": prompt}])
-            try:
-                candidate = extract_json(reply.text)
-            except ValueError:  # json.JSONDecodeError included
-                report.rejected["not JSON"] += 1
-                continue
-            try:
-                stored = await asyncio.to_thread(verify, builder, candidate)
-            except ValueError as e:
-                report.rejected[str(e).split(" (")[0]] += 1
-                continue
-            async with lock:
-                if len(entries) >= n:
-                    return
-                if near_duplicate(stored["description"], descriptions):
-                    report.rejected["near-duplicate"] += 1
-                    continue
-                entries.append(stored)
-                descriptions.append(_key(stored["description"]))
-                report.accepted += 1
-                text = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in entries)
-                atomic_write_text(out, text)
+    async def check(candidate: Any, _kind: str) -> dict[str, Any]:
+        return await asyncio.to_thread(verify, builder, candidate)
 
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    report.total = len(entries)
+    seen = NearDuplicates((e["description"] for e in entries), threshold=NEAR_DUPLICATE)
+    report = await grow(agent, n, out, entries, seen, ask=lambda k: request(engine, k, seed), check=check,
+                        dump=lambda rows: "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in rows),
+                        concurrency=concurrency, max_requests=max_requests)
     return (load_agentbench(out) if entries else []), report

@@ -15,16 +15,14 @@ output as argv[2]; the answer is argv[1], ``None`` after ``finish``).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
-import sys
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, ClassVar
 
 from agentinstruct.builder import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
-from agentinstruct.builders.os_tasks import command, load_task_file, random_seed, read_task_file
+from agentinstruct.builders.os_tasks import command, load_task_file, random_seed
 from agentinstruct.sandbox import BACKENDS, DEFAULT_DOCKER_IMAGE, Limits, Output, Sandbox, open_sandbox, resolve_backend
+from agentinstruct.selfinstruct import add_count_option, self_instructed_tasks
 
 DATA = Path(__file__).parent / "data" / "os"
 """The embedded tasks (tasks.json), the checkers they and self-instructed tasks use (check/), the Dockerfile."""
@@ -249,11 +247,7 @@ class OsBuilder(Builder):
                        help=f"image for --backend docker (default {DEFAULT_DOCKER_IMAGE}, from builders/data/os)")
         g.add_argument("--command-timeout", type=float, default=Limits.command_timeout, metavar="S",
                        help=f"seconds before a shell command is interrupted (default {Limits.command_timeout:g})")
-        try:
-            g.add_argument("--n", type=int, default=50,
-                           help="--tasks self-instruct: how many verified tasks to make (default 50)")
-        except argparse.ArgumentError:
-            pass  # `agentinstruct self-instruct os` has its own --n
+        add_count_option(g)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "OsBuilder":
@@ -291,31 +285,9 @@ class OsBuilder(Builder):
         """``--tasks self-instruct`` of ``build``: the first ``--n`` tasks of ``DIR/tasks/os-self-instruct.json``,
         asking the model for the missing ones first."""
         from agentinstruct.builders.os_selfinstruct import STORE
-        from agentinstruct.commands.build import _agent, _endpoint
 
-        opts = self._options
-        if opts is None or getattr(opts, "out", None) is None or not getattr(opts, "model", None):
-            raise ValueError("--tasks self-instruct needs --out DIR and --model (the model writes the tasks)")
-        if opts.n < 1:
-            raise ValueError(f"--n must be >= 1, got {opts.n}")
-        store = Path(opts.out) / STORE
-        if store.exists() and len(read_task_file(store)) >= opts.n:
-            print(f"os self-instruct: using the tasks already in {store}", file=sys.stderr)
-        else:
-            with ExitStack() as stack:
-                model, base_url = _endpoint(opts, stack)
-
-                async def go() -> tuple[list[Task], Any]:
-                    async with _agent(opts, model, base_url) as agent:
-                        return await self.self_instruct(agent, opts.n, store, seed=opts.seed or 0,
-                                                        concurrency=opts.concurrency)
-
-                _, report = asyncio.run(go())
-            print(f"os self-instruct: {report}; tasks in {store}", file=sys.stderr)
-        tasks = load_task_file(store, DATA, "self_instruct")[: opts.n] if store.exists() else []
-        if not tasks:
-            raise ValueError(f"self-instruct has no verified task in {store}; see the rejection reasons above")
-        return tasks
+        return self_instructed_tasks(self, self._options, STORE,
+                                     lambda path: load_task_file(path, DATA, "self_instruct"))
 
     def open_env(self, task: Task) -> Environment:
         """A fresh sandbox for the episode."""

@@ -12,8 +12,8 @@ in two fresh sandboxes each:
   (answers that depend on time or unseeded randomness are not checkable later);
 - the checker accepts that answer against the example's output and rejects a wrong one;
 
-and its description is not a near-duplicate (``near_duplicate``: difflib ratio >= 0.9 after normalising case
-and punctuation) of an accepted task or of the embedded tasks shown as examples.
+and its description is not a near-duplicate (``agentinstruct.selfinstruct.NearDuplicates`` at ``NEAR_DUPLICATE``
+= 0.9) of an accepted task or of the embedded tasks shown as examples.
 
 Accepted tasks are written, as each is accepted, to a JSON task file (a list, AgentBench's format, each marked
 ``"instruction_source": "self_instruct"``); running again with the same file resumes and asks only for the
@@ -30,10 +30,8 @@ from typing import Any
 
 from agentinstruct.builder import Task
 from agentinstruct.builders.os import DATA, EMBEDDED, judge, prepare
-from agentinstruct.builders.db_selfinstruct import SelfInstructReport, extract_json, near_duplicate
 from agentinstruct.builders.os_tasks import TaskFormatError, command, load_task_file, read_task_file, task_payload
-from agentinstruct.fileutil import atomic_write_text
-from agentinstruct.textnorm import words
+from agentinstruct.selfinstruct import NearDuplicates, SelfInstructReport, grow
 
 CHECKERS = ("integer-match", "string-match", "size-match", "containing", "in")
 TOPICS = ("counting files by name or extension", "file sizes and disk usage", "users and groups",
@@ -47,6 +45,8 @@ STORE = Path("tasks") / "os-self-instruct.json"
 MAX_ANSWER = 200
 WRONG_ANSWER = "agentinstruct-wrong-answer-731"
 CANDIDATE_ID = "self-instruct-candidate"
+NEAR_DUPLICATE = 0.9
+"""The difflib ratio of normalised descriptions from which a candidate repeats an accepted or embedded task."""
 
 PROMPT = """Write one new practice task for an agent that works as root in a bash shell on a fresh Ubuntu machine \
 with no network.
@@ -183,49 +183,17 @@ async def self_instruct(builder: Any, agent: Any, n: int, out: Path, *, seed: in
     if entries:
         load_task_file(out, DATA, "self_instruct")  # a damaged file is reported with its task, not extended
     examples = demonstrations(DATA / "tasks.json")
-    # near_duplicate compares against normalised texts: lowercase words joined by single spaces.
-    seen = [" ".join(words(e["description"])) for e in entries] + [
-        " ".join(words(t.instruction)) for t in builder.load_tasks(EMBEDDED)]
-    report = SelfInstructReport()
-    budget = max_requests if max_requests is not None else 4 * n
-    k = len(entries) * 4  # resumed runs ask anew instead of repeating the requests that made the stored tasks
-    lock = asyncio.Lock()
+    seen = NearDuplicates([e["description"] for e in entries] + [t.instruction for t in builder.load_tasks(EMBEDDED)],
+                          threshold=NEAR_DUPLICATE)
 
-    async def worker() -> None:
-        nonlocal k
-        while True:
-            async with lock:
-                if len(entries) >= n or report.requests >= budget:
-                    return
-                number, k = k, k + 1
-                report.requests += 1
-            topic, prompt = request(number, seed, examples)
-            reply = await agent.chat([{"role": "user", "content": prompt}])
-            try:
-                candidate = extract_json(reply.text)
-            except ValueError:  # json.JSONDecodeError included
-                report.rejected["not JSON"] += 1
-                continue
-            try:
-                entry = candidate_entry(candidate, topic)
-                if near_duplicate(entry["description"], seen):
-                    raise ValueError("near-duplicate")
-                await asyncio.to_thread(verify, builder, entry, DATA)
-            except ValueError as exc:
-                report.rejected[str(exc).split(" (")[0]] += 1
-                continue
-            async with lock:
-                if len(entries) >= n:
-                    return
-                if near_duplicate(entry["description"], seen):  # another worker accepted a twin meanwhile
-                    report.rejected["near-duplicate"] += 1
-                    continue
-                entries.append(entry)
-                seen.append(" ".join(words(entry["description"])))
-                report.accepted += 1
-                out.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(out, json.dumps(entries, indent=1, ensure_ascii=False) + "\n")
+    async def check(candidate: Any, topic: str) -> dict[str, Any]:
+        entry = candidate_entry(candidate, topic)
+        if seen.repeats(entry["description"]):  # before the sandboxes: they are the slow part
+            raise ValueError("near-duplicate")
+        await asyncio.to_thread(verify, builder, entry, DATA)
+        return entry
 
-    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
-    report.total = len(entries)
+    report = await grow(agent, n, out, entries, seen, ask=lambda k: request(k, seed, examples), check=check,
+                        dump=lambda tasks: json.dumps(tasks, indent=1, ensure_ascii=False) + "\n",
+                        concurrency=concurrency, max_requests=max_requests)
     return (load_task_file(out, DATA, "self_instruct") if entries else []), report

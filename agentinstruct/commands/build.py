@@ -8,39 +8,21 @@ parsed in a second step by a parser made for that split's builder
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-from contextlib import ExitStack
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agentinstruct.agent import AgentClient, AgentRejected, Prices
 from agentinstruct.builder import Builder
 from agentinstruct.builders import BUILDERS, builder_class
-from agentinstruct.collect import Metric, Outcome, build_split, evaluate_split
 from agentinstruct.filters import FilterPipeline, FormatErrorFilter, LengthFilter, RewardFilter
-from agentinstruct.localmodel import LOCAL, LocalServerError, local_server
-from agentinstruct.runner import POLICIES
+
+# The engine (openai, datasets) is imported by the handlers, so that `agentinstruct --help` starts at once.
+if TYPE_CHECKING:
+    from agentinstruct.agent import AgentClient
+    from agentinstruct.collect import Metric, Outcome
 
 PARTIAL = 3
 """Exit status when some episodes errored: the data written is partial; the same command resumes."""
-
-
-def _model_options(p: argparse.ArgumentParser, *, required: bool) -> None:
-    g = p.add_argument_group("model (any OpenAI-compatible server)")
-    g.add_argument("--model", required=required,
-                   help=f"model name; '{LOCAL}' starts SmolLM2-135M-Instruct on a local llama.cpp server"
-                   + ("" if required else " (omit with --policy reference for template thoughts)"))
-    g.add_argument("--base-url", help="server URL, e.g. http://127.0.0.1:8000/v1 (default: the OpenAI API)")
-    g.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="NAME",
-                   help="environment variable holding the key (default OPENAI_API_KEY; a local server needs none)")
-    g.add_argument("--temperature", type=float)
-    g.add_argument("--top-p", type=float)
-    g.add_argument("--max-tokens", type=int, default=512, help="per reply (default 512)")
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
-    g.add_argument("--max-retries", type=int, default=6,
-                   help="retries of a request on 429/5xx/connection errors/timeouts (default 6)")
-    g.add_argument("--price-prompt", type=float, help="USD per 1k prompt tokens, for cost_usd in the records")
-    g.add_argument("--price-completion", type=float, help="USD per 1k completion tokens")
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
@@ -51,6 +33,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
 
 
 def _split_parser(command: str, split: str, cls: type[Builder]) -> argparse.ArgumentParser:
+    from agentinstruct.agentargs import add_model_options
+    from agentinstruct.runner import POLICIES
+
     p = argparse.ArgumentParser(prog=f"agentinstruct {command} {split}")
     _run_options(p)
     if command == "build":
@@ -66,7 +51,7 @@ def _split_parser(command: str, split: str, cls: type[Builder]) -> argparse.Argu
         f.add_argument("--max-agent-turns", type=int, metavar="N", help="drop trajectories with more agent turns")
     else:
         p.add_argument("--out", type=Path, metavar="DIR", help="write DIR/eval-SPLIT.jsonl (and journal there)")
-    _model_options(p, required=command == "eval")
+    add_model_options(p, required=command == "eval")
     cls.add_arguments(p)
     return p
 
@@ -80,24 +65,6 @@ def _parse(command: str, args: argparse.Namespace) -> tuple[argparse.Namespace, 
     opts = _split_parser(command, args.split, cls).parse_args(args.options)
     opts.split = args.split
     return opts, cls.from_args(opts)
-
-
-def _agent(opts: argparse.Namespace, model: str, base_url: str | None) -> AgentClient:
-    return AgentClient(
-        model, base_url=base_url, api_key_env=opts.api_key_env, temperature=opts.temperature, top_p=opts.top_p,
-        max_tokens=opts.max_tokens, seed=getattr(opts, "seed", None), timeout=opts.timeout,
-        max_retries=opts.max_retries, prices=Prices(opts.price_prompt, opts.price_completion),
-    )
-
-
-def _endpoint(opts: argparse.Namespace, stack: ExitStack) -> tuple[str | None, str | None]:
-    if opts.model != LOCAL:
-        return opts.model, opts.base_url
-    if opts.base_url:
-        raise ValueError(f"--model {LOCAL} starts its own server; leave out --base-url")
-    print("starting the local model server (SmolLM2-135M-Instruct, llama.cpp) ...", file=sys.stderr)
-    base_url, model = stack.enter_context(local_server())
-    return model, base_url
 
 
 def _pipeline(opts: argparse.Namespace, builder: Builder) -> FilterPipeline:
@@ -119,28 +86,17 @@ def _report_errors(outcome: Outcome) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from agentinstruct.agentargs import run_with_agent
+    from agentinstruct.collect import build_split
+
     opts, builder = _parse("build", args)
     if opts.policy == "model" and not opts.model:
         raise ValueError("--policy model needs --model (or use --policy reference)")
     pipeline = _pipeline(opts, builder)
     tasks = builder.load_tasks(opts.tasks)
-    with ExitStack() as stack:
-        model, base_url = _endpoint(opts, stack) if opts.model else (None, None)
-
-        async def run() -> Outcome:
-            agent = _agent(opts, model, base_url) if model else None
-            try:
-                return await build_split(builder, tasks, opts.out, pipeline=pipeline, policy=opts.policy, agent=agent,
-                                         concurrency=opts.concurrency, seed=opts.seed, limit=opts.limit)
-            finally:
-                if agent is not None:
-                    await agent.close()
-
-        try:
-            outcome = asyncio.run(run())
-        except (AgentRejected, LocalServerError) as exc:
-            print(f"agentinstruct build: error: {exc}", file=sys.stderr)
-            return 2
+    outcome = run_with_agent(opts, lambda agent: build_split(
+        builder, tasks, opts.out, pipeline=pipeline, policy=opts.policy, agent=agent, concurrency=opts.concurrency,
+        seed=opts.seed, limit=opts.limit))
     scored = len(outcome.records)
     ran = scored - outcome.resumed + len(outcome.errors)
     print(f"{builder.split}: {outcome.episodes} episodes ({outcome.resumed} from the journal, {ran} run in "
@@ -153,21 +109,18 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from agentinstruct.agentargs import run_with_agent
+    from agentinstruct.collect import evaluate_split
+
     opts, builder = _parse("eval", args)
     tasks = builder.load_tasks(opts.tasks)
-    with ExitStack() as stack:
-        model, base_url = _endpoint(opts, stack)
 
-        async def run() -> tuple[Metric, Outcome]:
-            async with _agent(opts, model, base_url) as agent:
-                return await evaluate_split(builder, tasks, agent, out=opts.out, concurrency=opts.concurrency,
-                                            limit=opts.limit)
+    async def run(agent: AgentClient) -> tuple[str, Metric, Outcome]:
+        result, outcome = await evaluate_split(builder, tasks, agent, out=opts.out, concurrency=opts.concurrency,
+                                               limit=opts.limit)
+        return agent.model, result, outcome  # --model local: the name the local server gave
 
-        try:
-            result, outcome = asyncio.run(run())
-        except (AgentRejected, LocalServerError) as exc:
-            print(f"agentinstruct eval: error: {exc}", file=sys.stderr)
-            return 2
+    model, result, outcome = run_with_agent(opts, run)
     print(f"{builder.split} ({model}): {result}")
     if opts.out is not None:
         print(f"per-task results: {opts.out / f'eval-{builder.split}.jsonl'}")

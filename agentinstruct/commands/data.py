@@ -1,4 +1,8 @@
-"""Data commands: validate, import-thudm, export-thudm, card."""
+"""Data commands: validate, import-thudm, export-thudm, card.
+
+Each handler imports what it runs, so that `agentinstruct --help` and `validate` do not load pyarrow's and
+datasets' writers they do not use.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,11 @@ import argparse
 from pathlib import Path
 
 from agentinstruct import SPLITS
-from agentinstruct.datasetdir import refresh
-from agentinstruct.thudm import export_thudm, import_thudm
-from agentinstruct.validation import validate_paths
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from agentinstruct.validation import validate_paths
+
     report = validate_paths(args.paths)
     if report.ok:
         print(f"{report.records} records valid")
@@ -21,18 +24,24 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    from agentinstruct.thudm import import_thudm
+
     counts = import_thudm(args.src, args.out, split=args.split)
     print(f"imported {sum(counts.values())} rows into {args.out}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
+    from agentinstruct.thudm import export_thudm
+
     n = export_thudm(args.dir, args.out, split=args.split, config=args.config)
     print(f"wrote {n} rows in THUDM's shape to {args.out}")
     return 0
 
 
 def _card(args: argparse.Namespace) -> int:
+    from agentinstruct.datasetdir import refresh
+
     files = refresh(args.dir)
     print(f"rewrote card and manifest of {args.dir} ({len(files)} data files)")
     return 0

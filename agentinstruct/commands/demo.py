@@ -15,15 +15,16 @@ dataset dir, ``DIR``, that ``datasets.load_dataset`` reads.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from agentinstruct.agent import AgentClient
-from agentinstruct.collect import Outcome, build_split
-from agentinstruct.datasetdir import write_split
 from agentinstruct.filters import FilterPipeline, RewardFilter
-from agentinstruct.localmodel import MODEL_NAME, local_server
+
+# What the demo runs (openai, datasets, the local server) is imported when it runs, so that `agentinstruct --help`
+# starts at once.
+if TYPE_CHECKING:
+    from agentinstruct.collect import Outcome
 
 WORK = ".work"
 MODEL_EPISODES = 4
@@ -38,6 +39,9 @@ def _line(name: str, outcome: Outcome) -> str:
 
 
 async def _collect(builder, tasks, out: Path, base_url: str, model: str, concurrency: int) -> dict[str, Outcome]:
+    from agentinstruct.agent import AgentClient
+    from agentinstruct.collect import build_split
+
     pipeline = FilterPipeline([RewardFilter(builder.reward_bar)])
     # Greedy decoding and short replies: the same demo gives the same data, in minutes on two cores.
     async with AgentClient(model, base_url=base_url, temperature=0.0, max_tokens=160, seed=0, timeout=300.0) as agent:
@@ -49,7 +53,11 @@ async def _collect(builder, tasks, out: Path, base_url: str, model: str, concurr
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import asyncio
+
     from agentinstruct.builders.os import OsBuilder
+    from agentinstruct.datasetdir import write_split
+    from agentinstruct.localmodel import MODEL_NAME, local_server
 
     builder = OsBuilder()
     tasks = builder.load_tasks("embedded")

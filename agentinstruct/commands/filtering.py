@@ -10,10 +10,6 @@ import argparse
 import os
 from pathlib import Path
 
-from agentinstruct.decontam import DEFAULT_MIN_WORDS, DEFAULT_N, FIELDS, Decontaminator, agentbench_eval_sets, load_eval_set
-from agentinstruct.dedup import KEYS, SCOPES, Deduplicator
-from agentinstruct.dirfilter import filter_dir
-
 # The AgentBench task data sits beside the repo on the machines this project runs on; override with the env var.
 DEFAULT_AGENTBENCH = Path(os.environ.get("AGENTINSTRUCT_AGENTBENCH", "../shared/data/agentbench"))
 
@@ -25,6 +21,9 @@ def _summary(dropped: dict[str, int], found: list[dict], line) -> str:
 
 
 def _dedup(args: argparse.Namespace) -> int:
+    from agentinstruct.dedup import Deduplicator
+    from agentinstruct.dirfilter import filter_dir
+
     step = Deduplicator(keys=args.keys, scope=args.scope, threshold=None if args.exact_only else args.threshold,
                         shingle=args.shingle)
     dropped = filter_dir(args.dir, step, "dedup")
@@ -42,6 +41,9 @@ def _eval_arg(value: str) -> tuple[Path, str | None]:
 
 
 def _decontaminate(args: argparse.Namespace) -> int:
+    from agentinstruct.decontam import Decontaminator, agentbench_eval_sets, load_eval_set
+    from agentinstruct.dirfilter import filter_dir
+
     sets = [load_eval_set(path, field) for path, field in args.eval]
     if not args.no_agentbench:
         if args.agentbench.exists():
@@ -58,22 +60,20 @@ def _decontaminate(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``dedup`` and ``decontaminate`` to the CLI."""
-    p = sub.add_parser("dedup", help="drop exact and near-duplicate instructions/trajectories of a dataset dir",
-                       description="Keep the first record of each group of duplicates; the others stay in the all "
-                       "config with a reason such as 'near-duplicate: instruction of os_12 (jaccard 0.91)'.")
+def _dedup_arguments(p: argparse.ArgumentParser) -> None:
+    from agentinstruct.dedup import KEYS, SCOPES
+
     p.add_argument("dir", type=Path)
     p.add_argument("--keys", nargs="+", choices=KEYS, default=list(KEYS), help="what to compare (default: both)")
     p.add_argument("--scope", choices=SCOPES, default="global", help="compare across splits (global) or within each")
     p.add_argument("--threshold", type=float, default=0.8, help="Jaccard similarity that makes a near duplicate")
     p.add_argument("--shingle", type=int, default=3, help="words per shingle for the Jaccard similarity")
     p.add_argument("--exact-only", action="store_true", help="drop exact duplicates only")
-    p.set_defaults(func=_dedup)
 
-    p = sub.add_parser("decontaminate", help="drop records whose instruction shares an n-gram with evaluation instances",
-                       description="Compare instructions with the AgentBench dev tasks (found at --agentbench) and "
-                       "any JSON/JSONL eval files; contaminated records stay in the all config with the matching eval id.")
+
+def _decontaminate_arguments(p: argparse.ArgumentParser) -> None:
+    from agentinstruct.decontam import DEFAULT_MIN_WORDS, DEFAULT_N, FIELDS
+
     p.add_argument("dir", type=Path)
     p.add_argument("--eval", action="append", type=_eval_arg, default=[], metavar="FILE[:FIELD]",
                    help="JSON/JSONL eval file; FIELD is the text field (default: instruction, description, question, ...)")
@@ -86,4 +86,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fields", nargs="+", choices=FIELDS, default=["instruction"],
                    help="record text to check (conversation = every turn)")
     p.add_argument("--workers", type=int, default=2, help="threads for the n-gram scan")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``dedup`` and ``decontaminate`` to the CLI; their options are added when one of them runs (their choices
+    and defaults come from modules that import numpy and pyarrow)."""
+    p = sub.add_parser("dedup", help="drop exact and near-duplicate instructions/trajectories of a dataset dir",
+                       description="Keep the first record of each group of duplicates; the others stay in the all "
+                       "config with a reason such as 'near-duplicate: instruction of os_12 (jaccard 0.91)'.",
+                       arguments=_dedup_arguments)
+    p.set_defaults(func=_dedup)
+
+    p = sub.add_parser("decontaminate", help="drop records whose instruction shares an n-gram with evaluation instances",
+                       description="Compare instructions with the AgentBench dev tasks (found at --agentbench) and "
+                       "any JSON/JSONL eval files; contaminated records stay in the all config with the matching eval id.",
+                       arguments=_decontaminate_arguments)
     p.set_defaults(func=_decontaminate)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agentinstruct.hub import publish_dataset
-
 
 def _publish(args: argparse.Namespace) -> int:
+    from agentinstruct.hub import publish_dataset  # here, not at the top: `agentinstruct --help` stays quick
+
     result = publish_dataset(args.dir, args.repo, args.version, private=args.private, dry_run=args.dry_run,
                              message=args.message)
     print(result.render())

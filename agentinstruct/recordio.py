@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 RECORD_SUFFIXES = (".json", ".jsonl", ".parquet")
 
 
@@ -58,6 +55,10 @@ def _read_json(path: Path) -> Iterator[Entry]:
 
 
 def _read_parquet(path: Path) -> Iterator[Entry]:
+    # pyarrow is imported here: reading JSON and JSONL (validate on a small file) does without its import time.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:

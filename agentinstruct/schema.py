@@ -12,10 +12,14 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import jsonschema
+
+# datasets is imported by the functions that build Features: checking records (validate) needs only jsonschema,
+# and importing datasets takes most of a second.
+if TYPE_CHECKING:
+    import datasets
 
 SCHEMA_FILE = "trajectory.schema.json"
 
@@ -54,6 +58,8 @@ def schema_version() -> str:
 
 
 def _feature(node: dict[str, Any]) -> Any:
+    import datasets
+
     types = node["type"] if isinstance(node["type"], list) else [node["type"]]
     kinds = [t for t in types if t != "null"]
     if len(kinds) != 1:
@@ -74,6 +80,8 @@ def features() -> datasets.Features:
         >>> features()["reward"]
         Value('float64')
     """
+    import datasets
+
     return datasets.Features(_feature(load_schema()))
 
 

@@ -32,6 +32,8 @@ from agentinstruct.builder import Task
 from agentinstruct.fileutil import atomic_write_text
 from agentinstruct.textnorm import words
 
+SELF_INSTRUCT = "self-instruct"
+"""The ``--tasks`` value of ``build SPLIT`` that makes the tasks by self-instruct first (``self_instructed_tasks``)."""
 _JSON = re.compile(r"\{.*\}", re.DOTALL)
 
 

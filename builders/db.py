@@ -26,9 +26,8 @@ from agentinstruct.builders.db_backends import (Backend, Database, DbError, Limi
 from agentinstruct.builders.db_reward import (agentbench_md5, answers_match, parse_answer, result_values,
                                               table_hash)
 from agentinstruct.builders.db_tasks import load_agentbench
-from agentinstruct.selfinstruct import add_count_option, self_instructed_tasks
+from agentinstruct.selfinstruct import SELF_INSTRUCT, add_count_option, self_instructed_tasks
 
-SELF_INSTRUCT = "self-instruct"
 SELF_INSTRUCT_STORE = "tasks/db-self-instruct.jsonl"
 """Where ``build db --tasks self-instruct --out DIR`` keeps the model-written tasks, inside DIR."""
 
@@ -196,7 +195,7 @@ class DbBuilder(Builder):
         from agentinstruct.builders.db_sources import is_text2sql_file, load_text2sql
 
         if src == SELF_INSTRUCT:
-            return self._self_instructed()
+            return self_instructed_tasks(self, self._options, Path(SELF_INSTRUCT_STORE), load_agentbench)
         path = Path(src)
         if not path.is_file():
             raise FileNotFoundError(f"db task source {src}: no such file (give an AgentBench DB .jsonl file or a "
@@ -295,11 +294,6 @@ class DbBuilder(Builder):
         from agentinstruct.builders.db_selfinstruct import self_instruct
 
         return await self_instruct(self, agent, n, out, seed=seed, concurrency=concurrency)
-
-    def _self_instructed(self) -> list[Task]:
-        """``--tasks self-instruct`` of ``build``: the first ``--n`` tasks of ``DIR/tasks/db-self-instruct.jsonl``,
-        asking the model for the missing ones first."""
-        return self_instructed_tasks(self, self._options, Path(SELF_INSTRUCT_STORE), load_agentbench)
 
     # ------------------------------------------------------------ conversation
     def prompt(self, task: Task) -> list[Turn]:

@@ -22,12 +22,11 @@ from typing import Any, ClassVar
 from agentinstruct.builder import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
 from agentinstruct.builders.os_tasks import command, load_task_file, random_seed
 from agentinstruct.sandbox import BACKENDS, DEFAULT_DOCKER_IMAGE, Limits, Output, Sandbox, open_sandbox, resolve_backend
-from agentinstruct.selfinstruct import add_count_option, self_instructed_tasks
+from agentinstruct.selfinstruct import SELF_INSTRUCT, add_count_option, self_instructed_tasks
 
 DATA = Path(__file__).parent / "data" / "os"
 """The embedded tasks (tasks.json), the checkers they and self-instructed tasks use (check/), the Dockerfile."""
 EMBEDDED = "embedded"
-SELF_INSTRUCT = "self-instruct"
 
 INSTRUCTIONS = """You are an agent working at the terminal of a Linux (Ubuntu) machine as root. I stand for the \
 operating system: I run the bash code you send and show you what it printed. Your job is to carry out the \
@@ -270,7 +269,10 @@ class OsBuilder(Builder):
         if src == EMBEDDED:
             return load_task_file(DATA / "tasks.json", DATA, "train_split", prefix=EMBEDDED)
         if src == SELF_INSTRUCT:
-            return self._self_instructed()
+            from agentinstruct.builders.os_selfinstruct import STORE  # it imports this module
+
+            return self_instructed_tasks(self, self._options, STORE,
+                                         lambda path: load_task_file(path, DATA, "self_instruct"))
         return load_task_file(Path(src), self.scripts or DATA, "train_split")
 
     async def self_instruct(self, agent: Any, n: int, out: Path, *, seed: int = 0,
@@ -280,14 +282,6 @@ class OsBuilder(Builder):
         from agentinstruct.builders.os_selfinstruct import self_instruct
 
         return await self_instruct(self, agent, n, out, seed=seed, concurrency=concurrency)
-
-    def _self_instructed(self) -> list[Task]:
-        """``--tasks self-instruct`` of ``build``: the first ``--n`` tasks of ``DIR/tasks/os-self-instruct.json``,
-        asking the model for the missing ones first."""
-        from agentinstruct.builders.os_selfinstruct import STORE
-
-        return self_instructed_tasks(self, self._options, STORE,
-                                     lambda path: load_task_file(path, DATA, "self_instruct"))
 
     def open_env(self, task: Task) -> Environment:
         """A fresh sandbox for the episode."""

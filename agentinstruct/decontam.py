@@ -21,7 +21,6 @@ measures it against the plain-Python n-gram set approach on ShareGPT.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass

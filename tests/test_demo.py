@@ -7,22 +7,17 @@ import pytest
 from datasets import load_dataset
 
 from agentinstruct.cli import main
-from agentinstruct.sandbox import SandboxUnavailable, resolve_backend
 from agentinstruct.validation import validate_paths
 
 
 @pytest.mark.slow
-def test_demo_builds_a_loadable_os_split_and_resumes(tmp_path, capsys, monkeypatch):
-    try:
-        resolve_backend()
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
+def test_demo_builds_a_loadable_os_split_and_resumes(sandbox_backend, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     out = tmp_path / "demo-out"
     assert main(["demo", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "reference policy (SmolLM2 thinks)  : 18 episodes, 18 kept, mean reward 1.00" in printed, printed
-    assert "model policy (SmolLM2 acts)        : 4 episodes" in printed and "load_dataset" in printed
+    assert "reference policy (thoughts: SmolLM2|template): 18 episodes, 18 kept, mean reward 1.00" in printed, printed
+    assert "model policy (SmolLM2 acts)                : 4 episodes" in printed and "load_dataset" in printed
     assert len(printed.splitlines()) == 4
     assert validate_paths([out]).ok
     kept = load_dataset(str(out), split="os")

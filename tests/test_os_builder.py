@@ -15,24 +15,16 @@ from agentinstruct.builders.os import DATA, NEW_PROBLEM, OsBuilder, judge, obser
 from agentinstruct.builders.os_tasks import TaskFormatError, command, load_task_file
 from agentinstruct.cli import main
 from agentinstruct.datasetdir import iter_records
-from agentinstruct.sandbox import Limits, Output, SandboxUnavailable, resolve_backend
+from agentinstruct.sandbox import Limits, Output
 from agentinstruct.validation import validate_paths
 
 
 LIMITS = Limits(command_timeout=10.0)
 
 
-@pytest.fixture(scope="module")
-def backend() -> str:
-    try:
-        return resolve_backend("bubblewrap")
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.fixture
-def builder(backend) -> OsBuilder:
-    return OsBuilder(backend=backend, limits=LIMITS)
+def builder(sandbox_backend) -> OsBuilder:
+    return OsBuilder(backend=sandbox_backend, limits=LIMITS)
 
 
 def play(builder: OsBuilder, task: Task, actions: list[Action], *, also: list[str | None] = ()) -> list[float]:
@@ -161,9 +153,9 @@ IGNORES_ANSWER = {"dev-00003", "dev-00005"}
 """The calc tasks: their check script tests the `calc` command, not the answer."""
 
 
-def test_agentbench_dev_tasks_score_as_their_checkers_say(backend, agentbench):
+def test_agentbench_dev_tasks_score_as_their_checkers_say(sandbox_backend, agentbench):
     root = agentbench / "os_interaction"
-    builder = OsBuilder(scripts=root / "scripts" / "dev", backend=backend, limits=LIMITS)
+    builder = OsBuilder(scripts=root / "scripts" / "dev", backend=sandbox_backend, limits=LIMITS)
     tasks = builder.load_tasks(str(root / "dev.json"))
     scored = {}
     for task in tasks:
@@ -198,7 +190,7 @@ def test_a_sample_of_training_tasks_runs_unchanged(builder, agentbench):
     assert sum(rewards.values()) == len(sample), rewards
 
 
-def test_embedded_tasks_build_with_the_reference_policy(backend, tmp_path, capsys):
+def test_embedded_tasks_build_with_the_reference_policy(sandbox_backend, tmp_path, capsys):
     rc = main(["build", "os", "--tasks", "embedded", "--policy", "reference", "--out", str(tmp_path),
                "--concurrency", "2"])
     out = capsys.readouterr().out

@@ -16,7 +16,6 @@ from agentinstruct.builders.os import NEW_PROBLEM, OsBuilder
 from agentinstruct.builders.os_selfinstruct import STORE, TOPICS, candidate_entry
 from agentinstruct.cli import main
 from agentinstruct.datasetdir import iter_records
-from agentinstruct.sandbox import SandboxUnavailable, resolve_backend
 from agentinstruct.validation import validate_paths
 
 VALID = {"description": "How many .txt files are there in /root/docs?",
@@ -50,11 +49,8 @@ def respond(messages: list[dict]) -> str:
 
 
 @pytest.fixture(scope="module")
-def builder() -> OsBuilder:
-    try:
-        return OsBuilder(backend=resolve_backend("bubblewrap"))
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
+def builder(sandbox_backend: str) -> OsBuilder:
+    return OsBuilder(backend=sandbox_backend)
 
 
 def test_candidates_are_verified_deduplicated_and_stored(builder, tmp_path):

@@ -18,17 +18,9 @@ REPO = Path(__file__).resolve().parents[1]
 FAST = Limits(command_timeout=4.0, exec_timeout=10.0)
 
 
-@pytest.fixture(scope="module")
-def backend() -> str:
-    try:
-        return resolve_backend("bubblewrap")
-    except SandboxUnavailable as exc:
-        pytest.skip(str(exc))
-
-
 @pytest.fixture
-def box(backend):
-    with open_sandbox(backend, FAST) as b:
+def box(sandbox_backend):
+    with open_sandbox(sandbox_backend, FAST) as b:
         yield b
 
 
@@ -120,8 +112,8 @@ def test_a_stuck_builtin_loop_that_ignores_sigint_gets_a_new_shell(box):
     assert box.shell("echo back").text == "back\n"
 
 
-def test_output_is_capped_but_counted(backend):
-    with open_sandbox(backend, Limits(command_timeout=3.0, output_bytes=1000)) as b:
+def test_output_is_capped_but_counted(sandbox_backend):
+    with open_sandbox(sandbox_backend, Limits(command_timeout=3.0, output_bytes=1000)) as b:
         out = b.shell("head -c 5000000 /dev/zero | tr '\\0' x")
         assert len(out.text) == 1000 and out.bytes == 5000000 and out.exit_code == 0
         endless = b.shell("yes")
@@ -129,8 +121,8 @@ def test_output_is_capped_but_counted(backend):
         assert b.shell("echo fine").text == "fine\n"
 
 
-def test_per_process_memory_and_cpu_limits(backend):
-    with open_sandbox(backend, Limits(command_timeout=10.0, memory_mb=256, cpu_seconds=1)) as b:
+def test_per_process_memory_and_cpu_limits(sandbox_backend):
+    with open_sandbox(sandbox_backend, Limits(command_timeout=10.0, memory_mb=256, cpu_seconds=1)) as b:
         out = b.shell("python3 -c 'x = bytearray(600 * 1024 * 1024)' 2>&1 | tail -1")
         assert "MemoryError" in out.text
         out = b.shell("python3 -c 'while True: pass'; echo status=$?")
@@ -138,28 +130,28 @@ def test_per_process_memory_and_cpu_limits(backend):
 
 
 # ---------------------------------------------------------------------------------------------- hostile commands
-def test_fork_bomb_is_contained_and_dies_with_the_sandbox(backend):
-    with open_sandbox(backend, Limits(command_timeout=3.0, processes=64)) as b:
+def test_fork_bomb_is_contained_and_dies_with_the_sandbox(sandbox_backend):
+    with open_sandbox(sandbox_backend, Limits(command_timeout=3.0, processes=64)) as b:
         ns = userns_of(b)
         b.shell(":(){ :|:& };:", timeout=2.0)
         assert len(processes_in(ns)) <= 64 + 4  # the cap, plus bwrap's init and the supervisor
     assert processes_in(ns) == []
 
 
-def test_rm_rf_root_leaves_the_host_untouched(backend, tmp_path):
+def test_rm_rf_root_leaves_the_host_untouched(sandbox_backend, tmp_path):
     sentinel = tmp_path / "sentinel"
     sentinel.write_text("still here")
     before = {p: sha256(p) for p in (Path("/etc/passwd"), Path("/usr/bin/env"), REPO / "setup.cfg")}
     for cmd in ("rm -rf / 2>&1 | tail -1", "rm -rf --no-preserve-root / 2>&1 | tail -1"):
-        with open_sandbox(backend, FAST) as b:
+        with open_sandbox(sandbox_backend, FAST) as b:
             assert "No such file" in b.shell(f"ls {sentinel}").text
             b.shell(cmd, timeout=20.0)
     assert sentinel.read_text() == "still here"
     assert {p: sha256(p) for p in before} == before
 
 
-def test_filling_the_disk_hits_the_sandbox_caps_not_the_host(backend):
-    with open_sandbox(backend, Limits(command_timeout=20.0, disk_mb=32, file_mb=16)) as b:
+def test_filling_the_disk_hits_the_sandbox_caps_not_the_host(sandbox_backend):
+    with open_sandbox(sandbox_backend, Limits(command_timeout=20.0, disk_mb=32, file_mb=16)) as b:
         big = b.shell("head -c 100M /dev/zero > /root/big; echo status=$?; ls -l /root/big | awk '{print $5}'")
         assert "File size limit exceeded" in big.text or "status=153" in big.text
         many = b.shell("for i in 1 2 3 4; do head -c 15M /dev/zero > /tmp/f$i || break; done 2>&1; "
@@ -200,17 +192,17 @@ def test_the_supervisor_protocol_cannot_be_spoofed_from_inside(box):
     assert all(len(line) < 200 for line in box.shell("ps -eo args").text.splitlines())  # no scripts in argv
 
 
-def test_host_environment_variables_do_not_reach_the_sandbox(backend, monkeypatch):
+def test_host_environment_variables_do_not_reach_the_sandbox(sandbox_backend, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-do-not-leak-123")
     monkeypatch.setenv("HF_TOKEN", "hf_do_not_leak_456")
-    with open_sandbox(backend, FAST) as b:
+    with open_sandbox(sandbox_backend, FAST) as b:
         out = b.shell("env; cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n'; cat /proc/1/cmdline")
         assert "do-not-leak" not in out.text and "do_not_leak" not in out.text
         assert "do-not-leak" not in b.exec(["env"]).text
 
 
-def test_background_processes_do_not_outlive_the_episode(backend):
-    with open_sandbox(backend, FAST) as b:
+def test_background_processes_do_not_outlive_the_episode(sandbox_backend):
+    with open_sandbox(sandbox_backend, FAST) as b:
         ns = userns_of(b)
         b.shell("nohup sleep 1234 >/dev/null 2>&1 & (sleep 1235 &) ; setsid sleep 1236 & disown; "
                 "python3 -c \"import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import counter_builder
 import pytest
 from counter_builder import CounterBuilder, respond
+from kill_harness import finished_lines, kill_at, run_cli
 from openai_stub import OpenAIStub
 
 from agentinstruct.agent import AgentClient
@@ -25,8 +21,8 @@ from agentinstruct.filters import FilterPipeline, FormatErrorFilter, RewardFilte
 from agentinstruct.journal import journal_path
 from agentinstruct.validation import validate_paths
 
-TESTS = Path(__file__).resolve().parent
 SECRET = "sk-test-NEVER-WRITE-ME-31337"
+KEY = {"OPENAI_API_KEY": SECRET}
 BUILDER_SPEC = "counter_builder:CounterBuilder"
 
 
@@ -214,17 +210,6 @@ def test_cli_eval_prints_the_metric_and_writes_per_task_results(stub, tmp_path, 
     assert rc == 0 and "3/3 tasks scored" in out
 
 
-def run_cli(args: list[str], **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "OPENAI_API_KEY": SECRET}
-    return subprocess.Popen([sys.executable, "-m", "agentinstruct.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kw)
-
-
-def finished_lines(out: Path) -> int:
-    path = journal_path(out, "os")
-    return path.read_bytes().count(b'"kind":"finished"') if path.exists() else 0
-
-
 def test_kill_9_mid_build_then_resume_gives_exactly_the_uninterrupted_record_set(tmp_path):
     n = 40
     with OpenAIStub(respond, latency=0.03) as stub:
@@ -233,20 +218,12 @@ def test_kill_9_mid_build_then_resume_gives_exactly_the_uninterrupted_record_set
                     stub.url, "--concurrency", "4", "--seed", "11", "--max-format-errors", "0", "--out", str(out)]
 
         clean, killed = tmp_path / "clean", tmp_path / "killed"
-        outputs = [run_cli(args(clean)).communicate(timeout=300)]
-        kills = 0
-        for at in (6, 22):
-            proc = run_cli(args(killed))
-            deadline = time.monotonic() + 120
-            while finished_lines(killed) < at and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            outputs.append(proc.communicate(timeout=60))
+        outputs = [run_cli(args(clean), KEY).communicate(timeout=300)]
+        kills, crashed = kill_at(args(killed), killed, "os", (6, 22), KEY)
+        outputs += crashed
         assert kills == 2, "the build finished before it could be killed; raise the stub latency"
-        assert 0 < finished_lines(killed) < n
-        final = run_cli(args(killed))
+        assert 0 < finished_lines(killed, "os") < n
+        final = run_cli(args(killed), KEY)
         outputs.append(final.communicate(timeout=300))
         assert final.returncode == 0, outputs[-1]
         assert "40 scored" in outputs[-1][0]

@@ -4,15 +4,12 @@ hostile SQL from the model, self-instruct, and resume after kill -9."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import AGENTBENCH
+from kill_harness import kill_at, run_cli
 from openai_stub import OpenAIStub
 
 from agentinstruct.builders.db import DbBuilder
@@ -23,7 +20,6 @@ from agentinstruct.journal import journal_path
 from agentinstruct.runner import THOUGHT_PROMPT
 from agentinstruct.validation import validate_paths
 
-TESTS = Path(__file__).resolve().parent
 DEV = AGENTBENCH / "dbbench" / "dev.jsonl"
 THOUGHT = "I look at what the table holds and take the step the task needs."
 
@@ -280,17 +276,6 @@ def test_build_with_self_instructed_tasks_keeps_them_beside_the_data(tmp_path, c
     assert "using the tasks already in" in capsys.readouterr().err
 
 
-def run_cli(args: list[str]) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-    return subprocess.Popen([sys.executable, "-m", "agentinstruct.cli", *args], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
-def finished_lines(out: Path) -> int:
-    path = journal_path(out, "db")
-    return path.read_bytes().count(b'"kind":"finished"') if path.exists() else 0
-
-
 def comparable(out: Path, config: str = "all") -> list[dict]:
     return sorted(({k: v for k, v in r.items() if k != "created_at"} for r in iter_records(out, config, "db")),
                   key=lambda r: int(r["id"].split("_")[1]))
@@ -307,16 +292,8 @@ def test_kill_9_mid_build_then_resume_gives_the_uninterrupted_record_set(backend
 
         clean, killed = tmp_path / "clean", tmp_path / "killed"
         outputs = [run_cli(args(clean)).communicate(timeout=300)]
-        kills = 0
-        for at in (8, 30):
-            proc = run_cli(args(killed))
-            deadline = time.monotonic() + 120
-            while finished_lines(killed) < at and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.005)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                kills += 1
-            outputs.append(proc.communicate(timeout=60))
+        kills, crashed = kill_at(args(killed), killed, "db", (8, 30))
+        outputs += crashed
         assert kills == 2, "the build finished before it could be killed; raise the stub latency"
         if backend == "mariadb":
             assert leftovers(request) > 0, "episodes killed mid-way leave their databases"

@@ -29,7 +29,8 @@ def _figure(stats: list[SplitStats], title: str, draw: Callable, xlabel: str) ->
 
     cols = min(3, len(stats))
     rows = math.ceil(len(stats) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.0 * rows), squeeze=False)
+    # At least 7 inches wide so the title and the legend share the top line even for a single split.
+    fig, axes = plt.subplots(rows, cols, figsize=(max(7.0, 4.2 * cols), 3.0 * rows), squeeze=False)
     for ax, s in zip(axes.flat, stats):
         draw(ax, s)
         ax.set_title(f"{s.split}  (kept {s.kept} of {s.scored})", fontsize=10)
@@ -41,7 +42,7 @@ def _figure(stats: list[SplitStats], title: str, draw: Callable, xlabel: str) ->
     for ax in list(axes.flat)[len(stats):]:
         ax.axis("off")
     handles = [plt.Rectangle((0, 0), 1, 1, color=KEPT), plt.Rectangle((0, 0), 1, 1, color=DROPPED)]
-    fig.legend(handles, ["kept", "dropped"], loc="upper right", fontsize=9, frameon=False)
+    fig.legend(handles, ["kept", "dropped"], loc="upper right", ncol=2, fontsize=9, frameon=False)
     fig.suptitle(title, fontsize=12, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     buf = io.BytesIO()

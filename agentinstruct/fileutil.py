@@ -9,6 +9,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once at import: reading the umask means setting it, and flipping it process-wide on every write would race
+# with files other threads create meanwhile.
+_UMASK = _read_umask()
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temp file beside ``path``, fsync it, then rename it over ``path``.
 
@@ -19,11 +30,9 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp makes the file 0600; a dataset dir is shared and served, so give it the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
     try:
+        # mkstemp makes the file 0600; a dataset dir is shared and served, so give it the usual umask-based mode.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         write(tmp)
         with tmp.open("rb") as fh:
             os.fsync(fh.fileno())

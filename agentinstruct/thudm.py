@@ -17,7 +17,7 @@ from agentinstruct.fileutil import atomic_write
 from agentinstruct.recordio import Entry, read_entries
 from agentinstruct.records import imported_agent, make_record
 from agentinstruct.schema import Problem
-from agentinstruct.validation import Finding, InvalidRecords, Report
+from agentinstruct.validation import InvalidRecords, Report
 
 THUDM_TURN_KEYS = {"from", "value", "loss"}
 
@@ -143,18 +143,15 @@ def import_thudm(src: str, out: Path, split: str | None = None, created_at: str 
     report = Report()
     by_split: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for entry in thudm_entries(src, split):
-        report.records += 1
         problems = [Problem("", entry.error)] if entry.error else _thudm_problems(entry.record)
         row_split = None
         if not problems:
             row_split = split_of(entry.record["id"], split)
             if row_split is None:
                 problems = [Problem("/id", f"no split in id prefix; expected one of {', '.join(SPLITS)} or pass --split")]
-        if problems:
-            report.bad_records += 1
-            report.findings.extend(Finding(entry.label, p) for p in problems)
-            continue
-        by_split[row_split].append(from_thudm(entry.record, row_split, created_at))
+        report.add(entry.label, problems)
+        if not problems:
+            by_split[row_split].append(from_thudm(entry.record, row_split, created_at))
     if not report.ok:
         raise InvalidRecords(report)
     if not by_split:

@@ -34,6 +34,13 @@ class Report:
     def ok(self) -> bool:
         return not self.findings
 
+    def add(self, label: str, problems: list[Problem]) -> None:
+        """Count one checked record and keep its problems, if any."""
+        self.records += 1
+        if problems:
+            self.bad_records += 1
+            self.findings.extend(Finding(label, p) for p in problems)
+
     def render(self, limit: int = 50) -> str:
         """Findings, one a line, capped at ``limit`` with a count of the rest."""
         lines = [str(f) for f in self.findings[:limit]]
@@ -61,7 +68,6 @@ def check_entries(entries: Iterable[Entry]) -> Report:
     report = Report()
     seen: dict[tuple[Path, str], str] = {}
     for entry in entries:
-        report.records += 1
         problems: list[Problem] = []
         if entry.error:
             problems.append(Problem("", entry.error))
@@ -74,9 +80,7 @@ def check_entries(entries: Iterable[Entry]) -> Report:
                     problems.append(Problem("/id", f"duplicate id, first seen at {seen[key]}"))
                 else:
                     seen[key] = entry.where
-        if problems:
-            report.bad_records += 1
-            report.findings.extend(Finding(entry.label, p) for p in problems)
+        report.add(entry.label, problems)
     return report
 
 

@@ -68,14 +68,12 @@ class Usage:
     calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    retries: int = 0
 
     def add(self, reply: Reply) -> None:
         """Count one answered call."""
         self.calls += 1
         self.prompt_tokens += reply.prompt_tokens
         self.completion_tokens += reply.completion_tokens
-        self.retries += reply.retries
 
 
 @dataclass(frozen=True)

@@ -185,13 +185,14 @@ def self_instructed_tasks(builder: Any, opts: argparse.Namespace | None, store: 
     if opts.n < 1:
         raise ValueError(f"--n must be >= 1, got {opts.n}")
     path = Path(opts.out) / store
-    if path.exists() and len(load(path)) >= opts.n:
+    tasks = load(path) if path.exists() else []
+    if len(tasks) >= opts.n:
         print(f"{builder.split} self-instruct: using the tasks already in {path}", file=sys.stderr)
     else:
-        _, report = run_with_agent(opts, lambda agent: builder.self_instruct(
+        tasks, report = run_with_agent(opts, lambda agent: builder.self_instruct(
             agent, opts.n, path, seed=opts.seed or 0, concurrency=opts.concurrency))
         print(f"{builder.split} self-instruct: {report}; tasks in {path}", file=sys.stderr)
-    tasks = load(path)[: opts.n] if path.exists() else []
+    tasks = tasks[: opts.n]
     if not tasks:
         raise ValueError(f"self-instruct has no verified task in {path}; see the rejection reasons above")
     return tasks

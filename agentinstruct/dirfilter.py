@@ -78,7 +78,8 @@ def filter_dir(root: Path, step: BatchFilter, report: str) -> dict[str, int]:
         {'os': 2, 'db': 0}
     """
     root = Path(root)
-    splits = [s for s in SPLITS if any(f.config == "all" and f.split == s for f in data_files(root))]
+    present = {f.split for f in data_files(root) if f.config == "all"}
+    splits = [s for s in SPLITS if s in present]
     if not splits:
         raise FileNotFoundError(f"{root}: no data files (expected a dataset dir with an all config)")
     records = {s: list(iter_records(root, "all", s)) for s in splits}

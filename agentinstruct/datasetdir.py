@@ -140,6 +140,16 @@ def manifest_for(root: Path, files: list[DataFile], assets: Iterable[Asset] = ()
     }
 
 
+def manifest_text(manifest: dict[str, Any]) -> str:
+    """The bytes ``manifest.json`` holds for ``manifest`` (one serialization, so equal manifests give equal files).
+
+    Example:
+        >>> manifest_text({"format": "agentinstruct-dataset"})
+        '{\\n  "format": "agentinstruct-dataset"\\n}\\n'
+    """
+    return json.dumps(manifest, indent=2, sort_keys=False) + "\n"
+
+
 def commit(root: Path, files: list[DataFile], hub_repo: str | None = None) -> None:
     """Write schema, plots, manifest and card for ``files``, then delete data files and plots nothing references.
 
@@ -154,7 +164,7 @@ def commit(root: Path, files: list[DataFile], hub_repo: str | None = None) -> No
     atomic_write_text(root / SCHEMA_FILE, schema_text())
     assets = write_plots(root, files) + report_assets(root)
     manifest = manifest_for(root, files, assets, hub_repo)
-    atomic_write_text(root / MANIFEST, json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    atomic_write_text(root / MANIFEST, manifest_text(manifest))
     atomic_write_text(root / CARD, render_card(root))
     keep = {f.path for f in files} | {a.path for a in assets}
     for stale in [*(root / "data").rglob("*.parquet"), *(root / PLOTS).glob("*.png")]:

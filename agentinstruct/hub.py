@@ -33,7 +33,8 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils.sha import git_hash
 
-from agentinstruct.datasetdir import CARD, MANIFEST, Asset, data_files, manifest_for, read_manifest, report_assets
+from agentinstruct.datasetdir import (CARD, MANIFEST, Asset, data_files, manifest_for, manifest_text, read_manifest,
+                                      report_assets)
 from agentinstruct.fileutil import atomic_write_text, sha256_file
 from agentinstruct.recordio import Entry, read_entries
 from agentinstruct.validation import InvalidRecords, check_entries
@@ -268,6 +269,13 @@ def _verify(api: HfApi, local: dict[str, LocalFile], repo_id: str, repo_type: st
 # Datasets
 
 
+def _listed(manifest: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, sha256) of every file a manifest commits to: data files, the schema, plots and reports."""
+    schema = manifest["schema_file"]
+    return ([(f["path"], f["sha256"]) for f in manifest["data_files"]] + [(schema["path"], schema["sha256"])]
+            + [(a["path"], a["sha256"]) for a in manifest.get("assets", [])])
+
+
 def dataset_files(root: Path, hub_repo: str | None = None) -> dict[str, Content]:
     """Check a dataset dir and return what publishing it uploads, path in repo -> content.
 
@@ -304,8 +312,7 @@ def dataset_files(root: Path, hub_repo: str | None = None) -> dict[str, Content]
     for f in files:
         if f.config == "default" and kept.get(f.split) != f.rows:
             raise PublishError(f"{root / f.path}: {f.rows} rows, but the all config keeps {kept.get(f.split)} {f.split} records")
-    listed = [(f.path, f.sha256) for f in files] + [(manifest["schema_file"]["path"], manifest["schema_file"]["sha256"])]
-    listed += [(a["path"], a["sha256"]) for a in manifest.get("assets", [])]
+    listed = _listed(manifest)
     for path, digest in listed:
         if not (root / path).is_file():
             raise PublishError(f"{root / path}: listed in {MANIFEST} but missing; run `agentinstruct card {root}`")
@@ -322,7 +329,7 @@ def dataset_files(root: Path, hub_repo: str | None = None) -> dict[str, Content]
     out[MANIFEST], out[CARD] = root / MANIFEST, root / CARD
     if hub_repo and manifest.get("hub_repo") != hub_repo:
         stamped = {**manifest, "hub_repo": hub_repo}
-        out[MANIFEST] = (json.dumps(stamped, indent=2, sort_keys=False) + "\n").encode()
+        out[MANIFEST] = manifest_text(stamped).encode()
         out[CARD] = render_card(root, stamped).encode()
     return out
 
@@ -369,9 +376,7 @@ def _verify_manifest(repo_id: str, tag: str) -> None:
         path = api.hf_hub_download(repo_id, MANIFEST, repo_type="dataset", revision=tag, cache_dir=cache)
         manifest = json.loads(Path(path).read_text(encoding="utf-8"))
         remote = _remote_files(api, repo_id, "dataset", tag)
-        listed = [(f["path"], f["sha256"]) for f in manifest["data_files"]] + [(a["path"], a["sha256"]) for a in manifest["assets"]]
-        listed.append((manifest["schema_file"]["path"], manifest["schema_file"]["sha256"]))
-        for path, digest in listed:
+        for path, digest in _listed(manifest):
             entry = remote.get(path)
             if entry is not None and not entry.lfs:
                 got = LocalFile.of(Path(api.hf_hub_download(repo_id, path, repo_type="dataset", revision=tag, cache_dir=cache))).sha256

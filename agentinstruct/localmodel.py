@@ -48,7 +48,13 @@ def gguf_path() -> Path:
     return found[0]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now, for a server this process is about to start.
+
+    Example:
+        >>> 1024 <= free_port() <= 65535
+        True
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -88,7 +94,7 @@ def local_server(*, n_ctx: int = 8192, startup_timeout: float = 120.0) -> Iterat
         raise FileNotFoundError(
             f"the local model server needs llama-cpp-python[server] ({exc}): pip install 'llama-cpp-python[server]'"
         ) from None
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [
         sys.executable, "-m", "llama_cpp.server",

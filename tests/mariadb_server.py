@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,12 +13,7 @@ from pathlib import Path
 from typing import Iterator
 
 from agentinstruct.builders.db_backends import ServerAddress
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from agentinstruct.localmodel import free_port
 
 
 def mariadb_available() -> bool:
@@ -44,7 +38,7 @@ def mariadb_server() -> Iterator[ServerAddress]:
         subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={root / 'data'}", "--skip-test-db",
                         "--auth-root-authentication-method=normal", *as_root],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen(
             [mariadbd, "--no-defaults", f"--datadir={root / 'data'}", f"--socket={root / 'sock'}",
              f"--port={port}", "--bind-address=127.0.0.1", "--skip-name-resolve", "--skip-log-bin",

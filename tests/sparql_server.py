@@ -9,7 +9,6 @@ against a Virtuoso, not against a mock.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,17 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from agentinstruct.localmodel import free_port
+
 
 def oxigraph_program() -> str | None:
     """The ``oxigraph`` executable (installed next to this Python by the test extra), or None."""
     beside = Path(sys.executable).parent / "oxigraph"
     return str(beside) if beside.exists() else shutil.which("oxigraph")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager
@@ -43,7 +38,7 @@ def oxigraph_server(files: list[Path], *, timeout_s: float | None = None) -> Ite
         store = Path(tmp) / "store"
         subprocess.run([program, "load", "--location", str(store), "--file", *map(str, files)], check=True,
                        capture_output=True)
-        port = _free_port()
+        port = free_port()
         cmd = [program, "serve-read-only", "--location", str(store), "--bind", f"127.0.0.1:{port}"]
         if timeout_s is not None:
             cmd += ["--timeout-s", str(timeout_s)]

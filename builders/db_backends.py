@@ -28,7 +28,6 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -86,7 +85,7 @@ def plain_value(value: Any) -> Any:
     """A result cell as a plain Python value (str, int, float, None), the same kinds on every backend.
 
     Example:
-        >>> plain_value(Decimal("2.50")), plain_value(b"ab"), plain_value(date(2020, 1, 2))
+        >>> plain_value(Decimal("2.50")), plain_value(b"ab"), plain_value(__import__("datetime").date(2020, 1, 2))
         (2.5, 'ab', '2020-01-02')
     """
     if value is None or isinstance(value, (str, int, float)):
@@ -95,9 +94,7 @@ def plain_value(value: Any) -> Any:
         return float(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value).decode("utf-8", "replace")
-    if isinstance(value, (datetime, date, dtime, timedelta)):
-        return str(value)
-    return str(value)
+    return str(value)  # dates, times and durations (MariaDB) read as the server writes them
 
 
 class Database(ABC):

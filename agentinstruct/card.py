@@ -194,9 +194,8 @@ def _report(root: Path, name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def _dropped_as(stats: list[SplitStats], kind: str) -> str:
-    counts = {s.split: s.reason_kinds.get(kind, 0) for s in stats}
-    return ", ".join(f"{split} {n}" for split, n in counts.items())
+def _dropped_as(stats: list[SplitStats], *kinds: str) -> str:
+    return ", ".join(f"{s.split} {sum(s.reason_kinds.get(kind, 0) for kind in kinds)}" for s in stats)
 
 
 def _decontamination(root: Path, stats: list[SplitStats]) -> str:
@@ -236,7 +235,7 @@ def _dedup(root: Path, stats: list[SplitStats]) -> str:
             f"Method: {run['method']}. Checked {run['checked']} kept records; dropped {len(pairs)}.\n\n"
             + (f"{listed}{more}" if pairs else "No duplicates found.")
         )
-    current = ", ".join(f"{s.split} {s.reason_kinds.get('duplicate', 0) + s.reason_kinds.get('near-duplicate', 0)}" for s in stats)
+    current = _dropped_as(stats, "duplicate", "near-duplicate")
     return "\n\n".join(parts) + f"\n\nDropped as `duplicate` or `near-duplicate` in this release: {current}."
 
 

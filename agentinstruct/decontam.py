@@ -70,6 +70,15 @@ class Match:
     eval_id: str
     ngram: str
 
+    def reason(self, field: str) -> str:
+        """The drop reason for a record whose ``field`` holds this overlap.
+
+        Example:
+            >>> Match("dev#0", "a b c").reason("instruction")
+            'contaminated: instruction shares 3 words with dev#0'
+        """
+        return f"contaminated: {field} shares {len(self.ngram.split())} words with {self.eval_id}"
+
 
 def _row_text(row: Any, field: str | None) -> tuple[str | None, str]:
     if isinstance(row, str):
@@ -272,7 +281,7 @@ class Decontaminator(BatchFilter):
             found = self.scan([dict(record_texts(records[i], [field]))[field] for i in todo])
             for i, match in zip(todo, found):
                 if match is not None:
-                    decisions[i] = (False, f"contaminated: {field} shares {len(match.ngram.split())} words with {match.eval_id}")
+                    decisions[i] = (False, match.reason(field))
                     self.matches.append({"id": records[i].get("id", str(i)), "field": field, "eval_id": match.eval_id, "ngram": match.ngram})
         for keep, reason in decisions:
             self.stats.checked += 1
@@ -285,7 +294,7 @@ class Decontaminator(BatchFilter):
         for field, text in record_texts(record, self.fields):
             match = self.scan([text])[0]
             if match is not None:
-                return False, f"contaminated: {field} shares {len(match.ngram.split())} words with {match.eval_id}"
+                return False, match.reason(field)
         return True
 
     def settings(self) -> dict[str, Any]:

@@ -19,7 +19,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from agentinstruct.schema import load_schema
+
 Turn = dict[str, Any]
+
+TASK_SOURCES: tuple[str, ...] = tuple(
+    s for s in load_schema()["properties"]["instruction_source"]["enum"] if s != "imported"
+)
+"""The instruction sources a task may declare: the record contract's, less ``imported`` (rows with no episode)."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class Task:
 
     task_id: str
     instruction: str
-    source: str  # instruction_source: self_instruct | train_split | task_derivation
+    source: str  # one of TASK_SOURCES
     payload: dict[str, Any] = field(default_factory=dict)
 
 

@@ -25,11 +25,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agentinstruct.builder import Task
+from agentinstruct.builder import TASK_SOURCES, Task
 from agentinstruct.builders.db_reward import md5_from_answer_field
 
 MODIFICATION_TYPES = ("INSERT", "UPDATE", "DELETE")
-INSTRUCTION_SOURCES = ("train_split", "self_instruct", "task_derivation")
 
 
 class TaskFileError(ValueError):
@@ -223,7 +222,7 @@ def load_agentbench(path: Path, source: str = "train_split") -> list[Task]:
         payload = parse_agentbench_entry(entry, where)
         # Files written by self-instruct mark their lines, so their tasks keep that provenance.
         origin = entry.get("instruction_source", source)
-        if origin not in INSTRUCTION_SOURCES:
-            raise TaskFileError(f"{where}: field 'instruction_source' must be one of {', '.join(INSTRUCTION_SOURCES)}")
+        if origin not in TASK_SOURCES:
+            raise TaskFileError(f"{where}: field 'instruction_source' must be one of {', '.join(TASK_SOURCES)}")
         tasks.append(make_task(payload, stable_task_id(f"db-{path.stem}", payload, n), origin))
     return tasks

@@ -22,10 +22,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agentinstruct.builder import Task
+from agentinstruct.builder import TASK_SOURCES, Task
 
 LANGUAGES = ("bash", "python")
-INSTRUCTION_SOURCES = ("train_split", "self_instruct", "task_derivation")
 Script = list[str]  # [language, code]
 
 
@@ -151,9 +150,9 @@ def load_task_file(path: Path, scripts: Path, source: str, prefix: str | None = 
         payload = task_payload(item, scripts, str(path), i)
         # Files self-instruct writes mark their tasks, so they keep that provenance wherever they are read.
         origin = item.get("instruction_source", source)
-        if origin not in INSTRUCTION_SOURCES:
+        if origin not in TASK_SOURCES:
             raise TaskFormatError(f"{path}: task {i}: instruction_source: {origin!r} is not one of "
-                                  f"{', '.join(INSTRUCTION_SOURCES)}")
+                                  f"{', '.join(TASK_SOURCES)}")
         tasks.append(Task(f"{stem}-{i:05d}", payload["description"], origin, payload))
     return tasks
 

@@ -32,8 +32,8 @@ import pyarrow.parquet as pq
 
 from agentinstruct import SPLITS, __version__
 from agentinstruct.fileutil import atomic_write, atomic_write_text, sha256_file
-from agentinstruct.schema import SCHEMA_FILE, Problem, features, schema_text, schema_version
-from agentinstruct.validation import Finding, InvalidRecords, check_records
+from agentinstruct.schema import SCHEMA_FILE, features, schema_text, schema_version
+from agentinstruct.validation import InvalidRecords, check_records
 
 CONFIGS: tuple[str, ...] = ("default", "all")
 MANIFEST = "manifest.json"
@@ -212,11 +212,7 @@ def write_split(root: Path, split: str, records: Iterable[dict[str, Any]]) -> li
     records = list(records)
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    report = check_records(records, source=f"{split} records")
-    for n, rec in enumerate(records):
-        if isinstance(rec, dict) and rec.get("split") != split:
-            label = f"{split} records:record {n} id={rec.get('id')}"
-            report.findings.append(Finding(label, Problem("/split", f"is {rec.get('split')!r}, not {split!r}")))
+    report = check_records(records, source=f"{split} records", split=split)
     if not report.ok:
         raise InvalidRecords(report)
     new = [

@@ -58,8 +58,8 @@ class InvalidRecords(ValueError):
         super().__init__("invalid records, nothing written:\n" + report.render(limit=20))
 
 
-def check_entries(entries: Iterable[Entry]) -> Report:
-    """Validate located records, including duplicate ids within one file.
+def check_entries(entries: Iterable[Entry], split: str | None = None) -> Report:
+    """Validate located records, including duplicate ids within one file and, with ``split``, each record's split.
 
     Example:
         >>> check_entries([]).ok
@@ -73,6 +73,8 @@ def check_entries(entries: Iterable[Entry]) -> Report:
             problems.append(Problem("", entry.error))
         else:
             problems = check_record(entry.record)
+            if split is not None and isinstance(entry.record, dict) and entry.record.get("split") != split:
+                problems.append(Problem("/split", f"is {entry.record.get('split')!r}, not {split!r}"))
             rid = entry.record.get("id") if isinstance(entry.record, dict) else None
             if isinstance(rid, str):
                 key = (entry.file, rid)
@@ -84,14 +86,14 @@ def check_entries(entries: Iterable[Entry]) -> Report:
     return report
 
 
-def check_records(records: Iterable[dict[str, Any]], source: str = "<records>") -> Report:
-    """Validate in-memory records; each is named by its index in ``source``.
+def check_records(records: Iterable[dict[str, Any]], source: str = "<records>", split: str | None = None) -> Report:
+    """Validate in-memory records; each is named by its index in ``source``. With ``split``, each must belong to it.
 
     Example:
         >>> check_records([{"id": "x"}]).bad_records
         1
     """
-    return check_entries(Entry(Path(source), f"record {n}", rec) for n, rec in enumerate(records))
+    return check_entries((Entry(Path(source), f"record {n}", rec) for n, rec in enumerate(records)), split)
 
 
 def validate_paths(paths: Iterable[Path]) -> Report:

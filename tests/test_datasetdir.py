@@ -85,8 +85,9 @@ def test_bad_record_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(InvalidRecords) as err:
         write_split(root, "os", [record(8), bad])
     assert "record 1 id=os_9 /conversations/0/loss" in str(err.value)
-    with pytest.raises(InvalidRecords, match="/split: is 'db', not 'os'"):
+    with pytest.raises(InvalidRecords, match="/split: is 'db', not 'os'") as err:
         write_split(root, "os", [record(0, split="db")])
+    assert (err.value.report.records, err.value.report.bad_records) == (1, 1)
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 

@@ -81,13 +81,26 @@ def arrow_schema() -> pa.Schema:
     return features().arrow_schema
 
 
-def _write_parquet(root: Path, config: str, split: str, records: list[dict[str, Any]]) -> DataFile:
-    table = pa.Table.from_pylist(records, schema=arrow_schema())
-    staging = root / "data" / config / f".{split}.staging.parquet"
+def write_parquet_by_hash(folder: Path, stem: str, table: pa.Table) -> tuple[Path, str]:
+    """Write ``table`` atomically as ``folder/{stem}-{sha256[:12]}.parquet``; returns the path and the full sha256.
+
+    Named by content, a new file never replaces one a card or manifest still points at.
+
+    Example:
+        >>> write_parquet_by_hash(Path("out/data/all"), "os", table)  # doctest: +SKIP
+        (PosixPath('out/data/all/os-1f2e3d4c5b6a.parquet'), '1f2e3d4c5b6a...')
+    """
+    staging = Path(folder) / f".{stem}.staging.parquet"
     atomic_write(staging, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     digest = sha256_file(staging)
-    final = root / "data" / config / f"{split}-{digest[:12]}.parquet"
+    final = Path(folder) / f"{stem}-{digest[:12]}.parquet"
     staging.replace(final)
+    return final, digest
+
+
+def _write_parquet(root: Path, config: str, split: str, records: list[dict[str, Any]]) -> DataFile:
+    table = pa.Table.from_pylist(records, schema=arrow_schema())
+    final, digest = write_parquet_by_hash(root / "data" / config, split, table)
     return DataFile(config, split, final.relative_to(root).as_posix(), len(records), digest, final.stat().st_size)
 
 

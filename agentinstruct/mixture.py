@@ -35,8 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agentinstruct import __version__
-from agentinstruct.datasetdir import MANIFEST, data_files, iter_records, read_manifest
-from agentinstruct.fileutil import atomic_write, atomic_write_text, sha256_file
+from agentinstruct.datasetdir import MANIFEST, data_files, iter_records, read_manifest, write_parquet_by_hash
+from agentinstruct.fileutil import atomic_write_text, sha256_file
 from agentinstruct.sharegpt import DEFAULT_MAX_TURNS, read_general, require_hub_id
 
 MIXTURE_MANIFEST = "mixture.json"
@@ -227,11 +227,7 @@ def write_mixture(out: Path, mixture: Mixture, manifest: dict[str, Any]) -> dict
     """
     out = Path(out)
     table = pa.Table.from_pylist(mixture.rows, schema=ARROW_SCHEMA)
-    staging = out / "data" / ".train.staging.parquet"
-    atomic_write(staging, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
-    digest = sha256_file(staging)
-    final = out / "data" / f"train-{digest[:12]}.parquet"
-    staging.replace(final)
+    final, digest = write_parquet_by_hash(out / "data", "train", table)
     manifest = {**manifest, "data_files": [{"path": final.relative_to(out).as_posix(), "sha256": digest, "rows": len(mixture.rows)}]}
     atomic_write_text(out / MIXTURE_MANIFEST, json.dumps(manifest, indent=2) + "\n")
     atomic_write_text(out / "README.md", _card(manifest))

@@ -239,13 +239,14 @@ def _dedup(root: Path, stats: list[SplitStats]) -> str:
     return "\n\n".join(parts) + f"\n\nDropped as `duplicate` or `near-duplicate` in this release: {current}."
 
 
-def render_body(root: Path, manifest: dict[str, Any] | None = None) -> str:
+def render_body(root: Path, manifest: dict[str, Any] | None = None, stats: list[SplitStats] | None = None) -> str:
     """The card's Markdown body: what the data is, how each split was built, distributions, fields, filters, use.
 
-    ``manifest`` defaults to the dir's own (``publish`` passes one stamped with the Hub repo).
+    ``manifest`` defaults to the dir's own (``publish`` passes one stamped with the Hub repo); ``stats`` to the
+    numbers of the dir's data files (a caller that already read them passes them).
     """
     manifest = manifest or read_manifest(root) or {}
-    stats = split_stats(root, data_files(root))
+    stats = split_stats(root, data_files(root)) if stats is None else stats
     repo = manifest.get("hub_repo") or "ORG/NAME"
     first = stats[0].split if stats else "os"
     splits = ", ".join(f"`{s.split}`" for s in stats) or "none yet"
@@ -368,10 +369,11 @@ version and the agentinstruct version; `agentinstruct publish` checks the files 
 """
 
 
-def render_card(root: Path, manifest: dict[str, Any] | None = None) -> str:
+def render_card(root: Path, manifest: dict[str, Any] | None = None, stats: list[SplitStats] | None = None) -> str:
     """The whole README.md of a dataset dir, front matter and body, from the data alone.
 
-    ``manifest`` defaults to the dir's own; ``publish`` passes the manifest stamped with the Hub repo.
+    ``manifest`` defaults to the dir's own; ``publish`` passes the manifest stamped with the Hub repo. ``stats``
+    defaults to the numbers of the dir's data files.
 
     Example:
         >>> render_card(Path("out")).startswith("---")  # doctest: +SKIP
@@ -379,4 +381,4 @@ def render_card(root: Path, manifest: dict[str, Any] | None = None) -> str:
     """
     root = Path(root)
     yaml_text = yaml.safe_dump(front_matter(root), sort_keys=False, allow_unicode=True)
-    return f"---\n{yaml_text}---\n\n{render_body(root, manifest)}"
+    return f"---\n{yaml_text}---\n\n{render_body(root, manifest, stats)}"

@@ -168,17 +168,19 @@ def commit(root: Path, files: list[DataFile], hub_repo: str | None = None) -> No
 
     ``hub_repo`` None keeps the repo the manifest already names.
     """
-    # Both read the data back through this module.
+    # These read the data back through this module.
     from agentinstruct.card import render_card
     from agentinstruct.plots import write_plots
+    from agentinstruct.splitstats import split_stats
 
     root = Path(root)
     hub_repo = hub_repo or (read_manifest(root) or {}).get("hub_repo")
     atomic_write_text(root / SCHEMA_FILE, schema_text())
-    assets = write_plots(root, files) + report_assets(root)
+    stats = split_stats(root, files)  # read once, for both the plots and the card
+    assets = write_plots(root, files, stats) + report_assets(root)
     manifest = manifest_for(root, files, assets, hub_repo)
     atomic_write_text(root / MANIFEST, manifest_text(manifest))
-    atomic_write_text(root / CARD, render_card(root))
+    atomic_write_text(root / CARD, render_card(root, stats=stats))
     keep = {f.path for f in files} | {a.path for a in assets}
     for stale in [*(root / "data").rglob("*.parquet"), *(root / PLOTS).glob("*.png")]:
         if stale.relative_to(root).as_posix() not in keep:

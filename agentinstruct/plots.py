@@ -72,16 +72,17 @@ def _save(root: Path, name: str, png: bytes) -> Asset:
     return Asset(path.relative_to(root).as_posix(), digest, len(png))
 
 
-def write_plots(root: Path, files: list[DataFile]) -> list[Asset]:
+def write_plots(root: Path, files: list[DataFile], stats: list[SplitStats] | None = None) -> list[Asset]:
     """Render the reward and turn-count plots of the data in ``files``; returns the files written.
 
-    The reward plot is left out when no record carries a reward (imported rows).
+    The reward plot is left out when no record carries a reward (imported rows). ``stats``, when the caller has
+    already read them, are the numbers of ``files``.
 
     Example:
         >>> [a.path for a in write_plots(Path("out"), data_files(Path("out")))]  # doctest: +SKIP
         ['plots/rewards-3f2a1b0c9d8e.png', 'plots/turns-0a1b2c3d4e5f.png']
     """
-    stats = [s for s in split_stats(root, files) if s.scored]
+    stats = [s for s in (split_stats(root, files) if stats is None else stats) if s.scored]
     if not stats:
         return []
     assets = []

@@ -95,7 +95,7 @@ def test_crash_before_the_card_leaves_a_loadable_dir_that_card_repairs(tmp_path:
     root = tmp_path / "ds"
     _write(root)
 
-    def crash(_: Path) -> str:
+    def crash(*_: object, **__: object) -> str:
         raise KeyboardInterrupt("killed while writing the card")
 
     monkeypatch.setattr(card_module, "render_card", crash)

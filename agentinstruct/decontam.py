@@ -284,10 +284,7 @@ class Decontaminator(BatchFilter):
                     decisions[i] = (False, match.reason(field))
                     self.matches.append({"id": records[i].get("id", str(i)), "field": field, "eval_id": match.eval_id, "ngram": match.ngram})
         for keep, reason in decisions:
-            self.stats.checked += 1
-            if not keep:
-                self.stats.dropped += 1
-                self.stats.reasons[reason] += 1
+            self.stats.count(keep, reason)
         return decisions
 
     def filter(self, record: dict[str, Any]) -> Decision:

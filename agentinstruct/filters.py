@@ -31,6 +31,13 @@ class FilterStats:
     dropped: int = 0
     reasons: Counter = field(default_factory=Counter)
 
+    def count(self, keep: bool, reason: str | None) -> None:
+        """Record one decision."""
+        self.checked += 1
+        if not keep:
+            self.dropped += 1
+            self.reasons[reason] += 1
+
 
 class Filter(ABC):
     """One step: ``filter(record)`` answers True (keep), or ``(False, reason)``."""
@@ -50,10 +57,7 @@ class Filter(ABC):
     def __call__(self, record: dict[str, Any]) -> tuple[bool, str | None]:
         decision = self.filter(record)
         keep, reason = (decision, None) if isinstance(decision, bool) else decision
-        self.stats.checked += 1
-        if not keep:
-            self.stats.dropped += 1
-            self.stats.reasons[reason] += 1
+        self.stats.count(keep, reason)
         return keep, reason
 
 

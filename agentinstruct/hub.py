@@ -33,11 +33,11 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils.sha import git_hash
 
-from agentinstruct.datasetdir import (CARD, MANIFEST, Asset, data_files, manifest_for, manifest_text, read_manifest,
+from agentinstruct.datasetdir.layout import (CARD, MANIFEST, Asset, data_files, manifest_for, manifest_text, read_manifest,
                                       report_assets)
-from agentinstruct.fileutil import atomic_write_text, sha256_file
-from agentinstruct.recordio import Entry, read_entries
-from agentinstruct.validation import InvalidRecords, check_entries
+from agentinstruct.datasetdir.fileutil import atomic_write_text, sha256_file
+from agentinstruct.records.recordio import Entry, read_entries
+from agentinstruct.records.validation import InvalidRecords, check_entries
 
 VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 # Files the Hub manages itself: never deleted by a publish.
@@ -290,7 +290,7 @@ def dataset_files(root: Path, hub_repo: str | None = None) -> dict[str, Content]
         >>> sorted(dataset_files(Path("out")))[:2]  # doctest: +SKIP
         ['README.md', 'data/all/os-0a1b2c3d4e5f.parquet']
     """
-    from agentinstruct.card import render_card
+    from agentinstruct.datasetdir.card import render_card
 
     root = Path(root)
     manifest = read_manifest(root)

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from counter_builder import CounterBuilder  # noqa: E402  (the test builder lives in tests/)
 
-from agentinstruct.agent import AgentClient  # noqa: E402
-from agentinstruct.collect import build_split  # noqa: E402
-from agentinstruct.filters import FilterPipeline, RewardFilter  # noqa: E402
+from agentinstruct.collection.agent import AgentClient  # noqa: E402
+from agentinstruct.collection.collect import build_split  # noqa: E402
+from agentinstruct.filters.base import FilterPipeline, RewardFilter  # noqa: E402
 
 TURNS = 2  # add, then answer: the scripted model's path for targets that are not multiples of 5
 

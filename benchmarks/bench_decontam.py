@@ -30,9 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from agentinstruct.decontam import Decontaminator, agentbench_eval_sets  # noqa: E402
-from agentinstruct.dedup import Deduplicator  # noqa: E402
-from agentinstruct.sharegpt import read_general  # noqa: E402
+from agentinstruct.filters.decontam import Decontaminator, agentbench_eval_sets  # noqa: E402
+from agentinstruct.filters.dedup import Deduplicator  # noqa: E402
+from agentinstruct.training.sharegpt import read_general  # noqa: E402
 
 WORD = re.compile(r"\w+")
 

@@ -24,8 +24,8 @@ import json
 import time
 from importlib import resources
 
-from agentinstruct.mixture import mix
-from agentinstruct.sharegpt import read_general
+from agentinstruct.training.mixture import mix
+from agentinstruct.training.sharegpt import read_general
 from agentinstruct.training.base import EMBEDDED_GGUF, load_tokenizer
 from agentinstruct.training.chat import chat_format
 from agentinstruct.training.masking import IGNORE, Encoder
@@ -33,7 +33,7 @@ from agentinstruct.training.masking import IGNORE, Encoder
 
 def _rows(n: int) -> list[dict]:
     general, _ = read_general(limit=n)
-    sample = resources.files("agentinstruct").joinpath("samples/thudm_sample.jsonl").read_text(encoding="utf-8")
+    sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl").read_text(encoding="utf-8")
     agent = [{**json.loads(line), "split": "sample"} for line in sample.splitlines() if line.strip()]
     return mix(agent, general, 0.2, n, seed=0).rows
 

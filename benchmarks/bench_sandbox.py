@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import time
 
-from agentinstruct.sandbox import Limits, open_sandbox, resolve_backend
+from agentinstruct.builders.os.sandbox import Limits, open_sandbox, resolve_backend
 
 COMMANDS = {
     "true": "true",

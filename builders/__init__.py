@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import importlib
 
-# split -> "module:Class" of its Builder (agentinstruct.builder.Builder). One line per split.
+# split -> "module:Class" of its Builder (agentinstruct.builders.base.Builder). One line per split.
 BUILDERS: dict[str, str] = {
-    "os": "agentinstruct.builders.os:OsBuilder",
-    "db": "agentinstruct.builders.db:DbBuilder",
-    "kg": "agentinstruct.builders.kg:KgBuilder",
+    "os": "agentinstruct.builders.os.builder:OsBuilder",
+    "db": "agentinstruct.builders.db.builder:DbBuilder",
+    "kg": "agentinstruct.builders.kg.builder:KgBuilder",
 }
 
 

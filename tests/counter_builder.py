@@ -22,8 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from agentinstruct.builder import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
-from agentinstruct.runner import THOUGHT_PROMPT
+from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
+from agentinstruct.collection.runner import THOUGHT_PROMPT
 
 ACTION = re.compile(r"^Action:\s*(add|echo|answer)\((-?\d+)\)\s*$", re.MULTILINE)
 TASK = re.compile(r"The counter starts at (-?\d+)\. Make it reach (-?\d+)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentinstruct.records import make_record
+from agentinstruct.records.record import make_record
 
 
 def conversation(task: str = "How many files are in /tmp?", answer: str = "3") -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from agentinstruct.journal import journal_path
+from agentinstruct.collection.journal import journal_path
 
 TESTS = Path(__file__).resolve().parent
 

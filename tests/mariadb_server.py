@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from agentinstruct.builders.db_backends import ServerAddress
-from agentinstruct.localmodel import free_port
+from agentinstruct.builders.db.backends import ServerAddress
+from agentinstruct.collection.localmodel import free_port
 
 
 def mariadb_available() -> bool:

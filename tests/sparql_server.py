@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agentinstruct.localmodel import free_port
+from agentinstruct.collection.localmodel import free_port
 
 
 def oxigraph_program() -> str | None:

@@ -8,7 +8,7 @@ import logging
 import pytest
 from openai_stub import OpenAIStub
 
-from agentinstruct.agent import AgentClient, AgentRejected, AgentUnavailable, ContextLimit, Prices, Usage
+from agentinstruct.collection.agent import AgentClient, AgentRejected, AgentUnavailable, ContextLimit, Prices, Usage
 
 SECRET = "sk-test-DO-NOT-LEAK-4242"
 HELLO = [{"role": "user", "content": "hello there"}]

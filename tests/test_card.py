@@ -11,11 +11,11 @@ import yaml
 from factory import record
 from huggingface_hub import DatasetCard
 
-from agentinstruct.card import render_card
-from agentinstruct.datasetdir import read_manifest, refresh, write_split
-from agentinstruct.fileutil import sha256_file
-from agentinstruct.schema import load_schema
-from agentinstruct.thudm import import_thudm
+from agentinstruct.datasetdir.card import render_card
+from agentinstruct.datasetdir.layout import read_manifest, refresh, write_split
+from agentinstruct.datasetdir.fileutil import sha256_file
+from agentinstruct.records.schema import load_schema
+from agentinstruct.records.thudm import import_thudm
 
 
 def _dir(root: Path) -> Path:
@@ -93,7 +93,7 @@ def test_plots_are_committed_pngs_listed_in_the_manifest_and_deterministic(tmp_p
 
 
 def test_imported_rows_have_no_reward_plot_and_say_why(tmp_path: Path) -> None:
-    sample = resources.files("agentinstruct").joinpath("samples/thudm_sample.jsonl")
+    sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
     with resources.as_file(sample) as path:
         import_thudm(str(path), tmp_path / "ds")
     root = tmp_path / "ds"

@@ -12,14 +12,14 @@ from counter_builder import CounterBuilder, respond
 from kill_harness import finished_lines, kill_at, run_cli
 from openai_stub import OpenAIStub
 
-from agentinstruct.agent import AgentClient
-from agentinstruct.builder import Action, StepResult
+from agentinstruct.collection.agent import AgentClient
+from agentinstruct.builders.base import Action, StepResult
 from agentinstruct.cli import main
-from agentinstruct.collect import build_split, select
-from agentinstruct.datasetdir import iter_records
-from agentinstruct.filters import FilterPipeline, FormatErrorFilter, RewardFilter
-from agentinstruct.journal import journal_path
-from agentinstruct.validation import validate_paths
+from agentinstruct.collection.collect import build_split, select
+from agentinstruct.datasetdir.layout import iter_records
+from agentinstruct.filters.base import FilterPipeline, FormatErrorFilter, RewardFilter
+from agentinstruct.collection.journal import journal_path
+from agentinstruct.records.validation import validate_paths
 
 SECRET = "sk-test-NEVER-WRITE-ME-31337"
 KEY = {"OPENAI_API_KEY": SECRET}

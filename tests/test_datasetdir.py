@@ -10,12 +10,12 @@ import pytest
 import yaml
 from factory import record
 
-from agentinstruct import card as card_module
+from agentinstruct.datasetdir import card as card_module
 from agentinstruct.cli import main
-from agentinstruct.datasetdir import data_files, iter_records, read_manifest, refresh, write_split
-from agentinstruct.fileutil import sha256_file
-from agentinstruct.schema import features
-from agentinstruct.validation import InvalidRecords
+from agentinstruct.datasetdir.layout import data_files, iter_records, read_manifest, refresh, write_split
+from agentinstruct.datasetdir.fileutil import sha256_file
+from agentinstruct.records.schema import features
+from agentinstruct.records.validation import InvalidRecords
 
 
 @pytest.fixture(autouse=True)

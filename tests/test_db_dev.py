@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from agentinstruct.builder import Action, Task
-from agentinstruct.builders.db import DbBuilder
-from agentinstruct.builders.db_backends import MariadbBackend, SqliteBackend
-from agentinstruct.builders.db_reward import agentbench_md5
+from agentinstruct.builders.base import Action, Task
+from agentinstruct.builders.db.builder import DbBuilder
+from agentinstruct.builders.db.backends import MariadbBackend, SqliteBackend
+from agentinstruct.builders.db.reward import agentbench_md5
 
 PASS_BOTH = "pass"
 # line index in dev.jsonl -> what executing its `sql` gives, on sqlite / on mariadb

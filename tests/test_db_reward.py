@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agentinstruct.builders.db_reward import (agentbench_md5, answers_match, md5_from_answer_field, normalize_value,
+from agentinstruct.builders.db.reward import (agentbench_md5, answers_match, md5_from_answer_field, normalize_value,
                                               parse_answer, table_hash)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from agentinstruct.builders.db_backends import DbError, Limits, MariadbBackend, SqliteBackend
+from agentinstruct.builders.db.backends import DbError, Limits, MariadbBackend, SqliteBackend
 
 TABLE = {"name": "T x", "columns": [{"name": "a", "type": "TEXT"}, {"name": "b c", "type": "TEXT"}],
          "rows": [[str(i), f"v{i}"] for i in range(40)]}

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from agentinstruct.builder import Action, FormatError
-from agentinstruct.builders.db import DbBuilder
-from agentinstruct.builders.db_backends import MariadbBackend, SqliteBackend
-from agentinstruct.builders.db_tasks import TaskFileError
+from agentinstruct.builders.base import Action, FormatError
+from agentinstruct.builders.db.builder import DbBuilder
+from agentinstruct.builders.db.backends import MariadbBackend, SqliteBackend
+from agentinstruct.builders.db.tasks import TaskFileError
 from agentinstruct.cli import main
-from agentinstruct.datasetdir import iter_records
+from agentinstruct.datasetdir.layout import iter_records
 
 B = DbBuilder()
 

@@ -10,11 +10,11 @@ import pytest
 from factory import conversation, record
 
 from agentinstruct.cli import main
-from agentinstruct.datasetdir import iter_records, read_manifest, write_split
-from agentinstruct.dedup import Deduplicator, band_rows, key_text
-from agentinstruct.filters import FilterPipeline, RewardFilter
-from agentinstruct.records import content_hash
-from agentinstruct.textnorm import words
+from agentinstruct.datasetdir.layout import iter_records, read_manifest, write_split
+from agentinstruct.filters.dedup import Deduplicator, band_rows, key_text
+from agentinstruct.filters.base import FilterPipeline, RewardFilter
+from agentinstruct.records.record import content_hash
+from agentinstruct.filters.textnorm import words
 
 
 def _rec(n: int, split: str, instruction: str, answer: str | None = None, **kw) -> dict:

@@ -7,7 +7,7 @@ import pytest
 from datasets import load_dataset
 
 from agentinstruct.cli import main
-from agentinstruct.validation import validate_paths
+from agentinstruct.records.validation import validate_paths
 
 
 @pytest.mark.slow

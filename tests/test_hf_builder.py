@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from factory import record
 
-from agentinstruct.hf_builder import AgentInstructBuilder
-from agentinstruct.schema import features
-from agentinstruct.validation import InvalidRecords
+from agentinstruct.datasetdir.hf_builder import AgentInstructBuilder
+from agentinstruct.records.schema import features
+from agentinstruct.records.validation import InvalidRecords
 
 
 def _file(path: Path, recs: list[dict]) -> str:

@@ -11,9 +11,9 @@ from factory import record
 from huggingface_hub import HfApi
 
 from agentinstruct.cli import main
-from agentinstruct.datasetdir import iter_records, read_manifest, refresh, write_split
+from agentinstruct.datasetdir.layout import iter_records, read_manifest, refresh, write_split
 from agentinstruct.hub import PublishError, publish_dataset
-from agentinstruct.schema import features
+from agentinstruct.records.schema import features
 
 REPO = "agentinstruct-test/AgentInstruct"
 

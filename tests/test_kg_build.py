@@ -10,13 +10,13 @@ import pytest
 from openai_stub import OpenAIStub
 from sparql_server import oxigraph_program, oxigraph_server
 
-from agentinstruct.builder import Action, Task
-from agentinstruct.builders.kg import KgBuilder
-from agentinstruct.builders.kg_store import OxigraphBackend
-from agentinstruct.builders.kg_tasks import EMBEDDED_QUESTIONS
+from agentinstruct.builders.base import Action, Task
+from agentinstruct.builders.kg.builder import KgBuilder
+from agentinstruct.builders.kg.store import OxigraphBackend
+from agentinstruct.builders.kg.tasks import EMBEDDED_QUESTIONS
 from agentinstruct.cli import main
-from agentinstruct.datasetdir import iter_records
-from agentinstruct.validation import validate_paths
+from agentinstruct.datasetdir.layout import iter_records
+from agentinstruct.records.validation import validate_paths
 
 BUILDER = KgBuilder()
 TASKS = BUILDER.load_tasks("embedded")

@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sparql_server import oxigraph_program, oxigraph_server
 
-from agentinstruct.builders.kg import KgBuilder
-from agentinstruct.builders.kg_sexpr import parse, select_query
-from agentinstruct.builders.kg_store import BackendUnavailable, HttpSparqlBackend, OxigraphBackend, QueryError
-from agentinstruct.builders.kg_tools import KGSession
+from agentinstruct.builders.kg.builder import KgBuilder
+from agentinstruct.builders.kg.sexpr import parse, select_query
+from agentinstruct.builders.kg.store import BackendUnavailable, HttpSparqlBackend, OxigraphBackend, QueryError
+from agentinstruct.builders.kg.tools import KGSession
 
 pytestmark = pytest.mark.skipif(oxigraph_program() is None, reason="oxigraph server not installed (test extra)")
 

@@ -7,14 +7,14 @@ import re
 
 import pytest
 
-from agentinstruct.builder import Action, FormatError, Task
-from agentinstruct.builders.kg import KgBuilder, f1_score
-from agentinstruct.builders.kg_generate import PHRASES, generate
-from agentinstruct.builders.kg_prompt import ONE_SHOT, prompt_turns
-from agentinstruct.builders.kg_sexpr import SExprError, iri, parse, select_query, to_text
-from agentinstruct.builders.kg_store import EMBEDDED_GRAPH, OxigraphBackend, QueryError
-from agentinstruct.builders.kg_tasks import EMBEDDED_QUESTIONS, derive_actions, load_questions, reverse_relation
-from agentinstruct.builders.kg_tools import TOOLS, KGSession, split_arguments
+from agentinstruct.builders.base import Action, FormatError, Task
+from agentinstruct.builders.kg.builder import KgBuilder, f1_score
+from agentinstruct.builders.kg.generate import PHRASES, generate
+from agentinstruct.builders.kg.prompt import ONE_SHOT, prompt_turns
+from agentinstruct.builders.kg.sexpr import SExprError, iri, parse, select_query, to_text
+from agentinstruct.builders.kg.store import EMBEDDED_GRAPH, OxigraphBackend, QueryError
+from agentinstruct.builders.kg.tasks import EMBEDDED_QUESTIONS, derive_actions, load_questions, reverse_relation
+from agentinstruct.builders.kg.tools import TOOLS, KGSession, split_arguments
 
 STORE = OxigraphBackend.embedded()
 BUILDER = KgBuilder(STORE)
@@ -67,7 +67,7 @@ def test_the_s_expression_executor_agrees_with_the_tool_by_tool_trajectory():
 def test_the_committed_questions_are_what_the_generator_makes():
     fresh = generate(STORE, json.loads(PHRASES.read_text(encoding="utf-8")))
     committed = json.loads(EMBEDDED_QUESTIONS.read_text(encoding="utf-8"))
-    assert fresh == committed, "regenerate with: python -m agentinstruct.builders.kg_generate"
+    assert fresh == committed, "regenerate with: python -m agentinstruct.builders.kg.generate"
 
 
 def _task(question: str, entities: dict[str, str], gold: list[str]) -> Task:

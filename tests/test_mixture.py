@@ -13,8 +13,8 @@ import datasets
 import pytest
 
 from agentinstruct import cli
-from agentinstruct.mixture import MIXTURE_MANIFEST, build_mixture, load_agent, mix, read_mixture
-from agentinstruct.thudm import import_thudm
+from agentinstruct.training.mixture import MIXTURE_MANIFEST, build_mixture, load_agent, mix, read_mixture
+from agentinstruct.records.thudm import import_thudm
 from agentinstruct.training.base import EMBEDDED_GGUF, load_tokenizer
 
 AGENT = [{"id": f"os_{i}", "split": "os", "conversations": [
@@ -75,7 +75,7 @@ def test_mix_rejects_bad_input(kwargs: dict, message: str) -> None:
 
 
 def _agent_dir(tmp_path: Path) -> Path:
-    sample = resources.files("agentinstruct").joinpath("samples/thudm_sample.jsonl")
+    sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
     with resources.as_file(sample) as path:
         import_thudm(str(path), tmp_path / "agent")
     return tmp_path / "agent"
@@ -120,7 +120,7 @@ def test_build_mixture_writes_a_loadable_dir_and_manifest(tmp_path: Path, tok) -
 
 
 def test_read_mixture_checks_hashes(tmp_path: Path) -> None:
-    from agentinstruct.mixture import Mixture, write_mixture
+    from agentinstruct.training.mixture import Mixture, write_mixture
 
     manifest = {"eta": 1.0, "agentinstruct_version": "x", "rule": "r", "drawn": {"samples": 1, "agent": 1, "general": 0},
                 "effective_eta": {"examples": 1.0, "trained_tokens": 1.0}}

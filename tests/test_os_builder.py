@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from openai_stub import OpenAIStub
 
-from agentinstruct.builder import Action, FormatError, Task
-from agentinstruct.builders.os import DATA, NEW_PROBLEM, OsBuilder, judge, observation, parse_reply, render_turn
-from agentinstruct.builders.os_tasks import TaskFormatError, command, load_task_file
+from agentinstruct.builders.base import Action, FormatError, Task
+from agentinstruct.builders.os.builder import DATA, NEW_PROBLEM, OsBuilder, judge, observation, parse_reply, render_turn
+from agentinstruct.builders.os.tasks import TaskFormatError, command, load_task_file
 from agentinstruct.cli import main
-from agentinstruct.datasetdir import iter_records
-from agentinstruct.sandbox import Limits, Output
-from agentinstruct.validation import validate_paths
+from agentinstruct.datasetdir.layout import iter_records
+from agentinstruct.builders.os.sandbox import Limits, Output
+from agentinstruct.records.validation import validate_paths
 
 
 LIMITS = Limits(command_timeout=10.0)
@@ -273,8 +273,8 @@ def test_a_scripted_model_drives_full_episodes_through_the_engine(builder, tmp_p
     assert validate_paths([out]).ok
 
 
-@pytest.mark.parametrize("module", ["agentinstruct.builders.os", "agentinstruct.builders.os_tasks",
-                                    "agentinstruct.builders.os_selfinstruct", "agentinstruct.sandbox"])
+@pytest.mark.parametrize("module", ["agentinstruct.builders.os.builder", "agentinstruct.builders.os.tasks",
+                                    "agentinstruct.builders.os.selfinstruct", "agentinstruct.builders.os.sandbox"])
 def test_docstring_examples_hold(module):
     import doctest
     import importlib

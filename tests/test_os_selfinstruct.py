@@ -11,12 +11,12 @@ import json
 import pytest
 from openai_stub import OpenAIStub
 
-from agentinstruct.agent import AgentClient
-from agentinstruct.builders.os import NEW_PROBLEM, OsBuilder
-from agentinstruct.builders.os_selfinstruct import STORE, TOPICS, candidate_entry
+from agentinstruct.collection.agent import AgentClient
+from agentinstruct.builders.os.builder import NEW_PROBLEM, OsBuilder
+from agentinstruct.builders.os.selfinstruct import STORE, TOPICS, candidate_entry
 from agentinstruct.cli import main
-from agentinstruct.datasetdir import iter_records
-from agentinstruct.validation import validate_paths
+from agentinstruct.datasetdir.layout import iter_records
+from agentinstruct.records.validation import validate_paths
 
 VALID = {"description": "How many .txt files are there in /root/docs?",
          "init": "mkdir -p /root/docs && touch /root/docs/a.txt /root/docs/b.txt /root/docs/c.md",

@@ -9,10 +9,10 @@ import pytest
 from counter_builder import FORMAT_HELP, CounterBuilder, respond
 from openai_stub import OpenAIStub
 
-from agentinstruct.agent import AgentClient, AgentUnavailable
-from agentinstruct.builder import Task
-from agentinstruct.runner import run_episode, truncate
-from agentinstruct.schema import check_record
+from agentinstruct.collection.agent import AgentClient, AgentUnavailable
+from agentinstruct.builders.base import Task
+from agentinstruct.collection.runner import run_episode, truncate
+from agentinstruct.records.schema import check_record
 
 BUILDER = CounterBuilder()
 

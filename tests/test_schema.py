@@ -9,8 +9,8 @@ from typing import Any, Callable
 import pytest
 from factory import record
 
-from agentinstruct.records import content_hash
-from agentinstruct.schema import check_record, features, load_schema, schema_version
+from agentinstruct.records.record import content_hash
+from agentinstruct.records.schema import check_record, features, load_schema, schema_version
 
 
 def test_valid_record_has_no_problems() -> None:

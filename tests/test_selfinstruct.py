@@ -12,8 +12,8 @@ import json
 import pytest
 from openai_stub import OpenAIStub
 
-from agentinstruct.agent import AgentClient
-from agentinstruct.selfinstruct import NearDuplicates, grow
+from agentinstruct.collection.agent import AgentClient
+from agentinstruct.collection.selfinstruct import NearDuplicates, grow
 
 # Request k's reply; requests past the list get a fresh valid task.
 REPLIES = [
@@ -78,7 +78,7 @@ def test_near_duplicates_rule(text, threshold, repeats):
     assert seen.repeats(text) is repeats
 
 
-@pytest.mark.parametrize("module", ["agentinstruct.selfinstruct", "agentinstruct.agentargs"])
+@pytest.mark.parametrize("module", ["agentinstruct.collection.selfinstruct", "agentinstruct.collection.agentargs"])
 def test_docstring_examples_hold(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0

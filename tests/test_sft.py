@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentinstruct.mixture import Mixture, build_mixture, write_mixture
-from agentinstruct.thudm import import_thudm
+from agentinstruct.training.mixture import Mixture, build_mixture, write_mixture
+from agentinstruct.records.thudm import import_thudm
 from agentinstruct.training import sft
 from agentinstruct.training.base import EMBEDDED_GGUF, load_tokenizer, plain_checkpoint
 
@@ -63,7 +63,7 @@ def test_packed_examples_do_not_attend_to_each_other_on_cpu_sdpa() -> None:
 
 
 def _mix_dir(tmp_path: Path, eta: float, samples: int) -> Path:
-    import_thudm(str(REPO / "agentinstruct" / "samples" / "thudm_sample.jsonl"), tmp_path / "agent")
+    import_thudm(str(REPO / "agentinstruct" / "records" / "samples" / "thudm_sample.jsonl"), tmp_path / "agent")
     general = tmp_path / "general.jsonl"
     general.write_text(json.dumps({"id": "g0", "conversations": [{"from": "human", "value": "Say hi."},
                                                                   {"from": "gpt", "value": "Hi!"}]}) + "\n")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agentinstruct import sharegpt
-from agentinstruct.sharegpt import StreamStats, clean_conversation, read_general, stream_json_array
+from agentinstruct.training import sharegpt
+from agentinstruct.training.sharegpt import StreamStats, clean_conversation, read_general, stream_json_array
 
 
 def _conv(*turns: tuple[str, str]) -> dict:

@@ -10,11 +10,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from agentinstruct.cli import main
-from agentinstruct.datasetdir import iter_records
-from agentinstruct.thudm import export_thudm, import_thudm, instruction_of
-from agentinstruct.validation import InvalidRecords
+from agentinstruct.datasetdir.layout import iter_records
+from agentinstruct.records.thudm import export_thudm, import_thudm, instruction_of
+from agentinstruct.records.validation import InvalidRecords
 
-SAMPLE = Path(__file__).resolve().parents[1] / "agentinstruct" / "samples" / "thudm_sample.jsonl"
+SAMPLE = Path(__file__).resolve().parents[1] / "agentinstruct" / "records" / "samples" / "thudm_sample.jsonl"
 
 
 def _rows() -> list[dict]:

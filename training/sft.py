@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentinstruct.mixture import MIXTURE_MANIFEST, read_mixture
-from agentinstruct.sharegpt import require_hub_id
+from agentinstruct.training.mixture import MIXTURE_MANIFEST, read_mixture
+from agentinstruct.training.sharegpt import require_hub_id
 from agentinstruct.training.base import EMBEDDED_GGUF, is_gguf, resolve_model
 from agentinstruct.training.card import CURVE, plot_curve, render_model_card
 from agentinstruct.training.chat import TemplateError, chat_format

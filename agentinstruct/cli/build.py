@@ -1,0 +1,140 @@
+"""``agentinstruct build SPLIT`` and ``agentinstruct eval SPLIT``: collect trajectories, or score a model.
+
+Each split's builder adds its own options, so the options after SPLIT are
+parsed in a second step by a parser made for that split's builder
+(``agentinstruct build os --help`` lists them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from agentinstruct.builders.base import Builder
+from agentinstruct.builders import BUILDERS, builder_class
+from agentinstruct.filters.base import FilterPipeline, FormatErrorFilter, LengthFilter, RewardFilter
+
+# The engine (openai, datasets) is imported by the handlers, so that `agentinstruct --help` starts at once.
+if TYPE_CHECKING:
+    from agentinstruct.collection.agent import AgentClient
+    from agentinstruct.collection.collect import Metric, Outcome
+
+PARTIAL = 3
+"""Exit status when some episodes errored: the data written is partial; the same command resumes."""
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks", required=True, metavar="SRC", help="task source: a file, or a name the builder knows")
+    p.add_argument("--concurrency", type=int, default=4, metavar="N", help="episodes at once (default 4)")
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N tasks (after --seed's shuffle)")
+    p.add_argument("--builder", metavar="MODULE:CLASS", help="use this Builder class instead of the registered one")
+
+
+def _split_parser(command: str, split: str, cls: type[Builder]) -> argparse.ArgumentParser:
+    from agentinstruct.collection.agentargs import add_model_options
+    from agentinstruct.collection.runner import POLICIES
+
+    p = argparse.ArgumentParser(prog=f"agentinstruct {command} {split}")
+    _run_options(p)
+    if command == "build":
+        p.add_argument("--out", type=Path, required=True, metavar="DIR", help="dataset dir (journal in DIR/.journal)")
+        p.add_argument("--policy", choices=POLICIES, default="model",
+                       help="model: the agent acts; reference: the task's reference solution runs and the model "
+                       "writes only the thoughts (default model)")
+        p.add_argument("--seed", type=int, help="shuffle the tasks with this seed; also sent as the sampling seed")
+        f = p.add_argument_group("filters (dropped trajectories stay in the `all` config with their reason)")
+        f.add_argument("--reward-bar", type=float, help=f"keep reward >= this (default: the split's, {cls.reward_bar})")
+        f.add_argument("--max-format-errors", type=int, metavar="N", help="drop trajectories with more format errors")
+        f.add_argument("--max-chars", type=int, metavar="N", help="drop conversations longer than N characters")
+        f.add_argument("--max-agent-turns", type=int, metavar="N", help="drop trajectories with more agent turns")
+    else:
+        p.add_argument("--out", type=Path, metavar="DIR", help="write DIR/eval-SPLIT.jsonl (and journal there)")
+    add_model_options(p, required=command == "eval")
+    cls.add_arguments(p)
+    return p
+
+
+def _parse(command: str, args: argparse.Namespace) -> tuple[argparse.Namespace, Builder]:
+    # The builder is known only once SPLIT is: peek at --builder, then parse everything with its options.
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--builder")
+    spec = peek.parse_known_args(args.options)[0].builder
+    cls = builder_class(args.split, spec)
+    opts = _split_parser(command, args.split, cls).parse_args(args.options)
+    opts.split = args.split
+    return opts, cls.from_args(opts)
+
+
+def _pipeline(opts: argparse.Namespace, builder: Builder) -> FilterPipeline:
+    steps = [RewardFilter(builder.reward_bar if opts.reward_bar is None else opts.reward_bar)]
+    if opts.max_format_errors is not None:
+        steps.append(FormatErrorFilter(opts.max_format_errors))
+    if opts.max_chars is not None or opts.max_agent_turns is not None:
+        steps.append(LengthFilter(opts.max_chars, opts.max_agent_turns))
+    return FilterPipeline(steps)
+
+
+def _report_errors(outcome: Outcome) -> int:
+    if not outcome.errors:
+        return 0
+    first = next(iter(outcome.errors.values()))
+    print(f"{len(outcome.errors)} episodes errored (first: {first}); run the same command again to retry them",
+          file=sys.stderr)
+    return PARTIAL
+
+
+def _build(args: argparse.Namespace) -> int:
+    from agentinstruct.collection.agentargs import run_with_agent
+    from agentinstruct.collection.collect import build_split
+
+    opts, builder = _parse("build", args)
+    if opts.policy == "model" and not opts.model:
+        raise ValueError("--policy model needs --model (or use --policy reference)")
+    pipeline = _pipeline(opts, builder)
+    tasks = builder.load_tasks(opts.tasks)
+    outcome = run_with_agent(opts, lambda agent: build_split(
+        builder, tasks, opts.out, pipeline=pipeline, policy=opts.policy, agent=agent, concurrency=opts.concurrency,
+        seed=opts.seed, limit=opts.limit))
+    scored = len(outcome.records)
+    ran = scored - outcome.resumed + len(outcome.errors)
+    print(f"{builder.split}: {outcome.episodes} episodes ({outcome.resumed} from the journal, {ran} run in "
+          f"{outcome.seconds:.1f}s): {scored} scored, {outcome.kept} kept, {outcome.failed} failed, "
+          f"{len(outcome.errors)} errored")
+    print("filters: " + pipeline.summary().replace("\n", "; "))
+    if scored:
+        print(f"wrote {opts.out}: default/{builder.split} {outcome.kept} rows, all/{builder.split} {scored} rows")
+    return _report_errors(outcome)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from agentinstruct.collection.agentargs import run_with_agent
+    from agentinstruct.collection.collect import evaluate_split
+
+    opts, builder = _parse("eval", args)
+    tasks = builder.load_tasks(opts.tasks)
+
+    async def run(agent: AgentClient) -> tuple[str, Metric, Outcome]:
+        result, outcome = await evaluate_split(builder, tasks, agent, out=opts.out, concurrency=opts.concurrency,
+                                               limit=opts.limit)
+        return agent.model, result, outcome  # --model local: the name the local server gave
+
+    model, result, outcome = run_with_agent(opts, run)
+    print(f"{builder.split} ({model}): {result}")
+    if opts.out is not None:
+        print(f"per-task results: {opts.out / f'eval-{builder.split}.jsonl'}")
+    return _report_errors(outcome)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``build`` and ``eval`` to the CLI."""
+    for name, func, text in (
+        ("build", _build, "collect, score and filter trajectories of one split into a dataset dir (resumable)"),
+        ("eval", _eval, "run a model on a split's tasks and print the split's metric"),
+    ):
+        p = sub.add_parser(name, help=text, description=f"{text}. Run 'agentinstruct {name} SPLIT --help' for "
+                           "the options, the split's builder's included.")
+        p.add_argument("split", metavar="SPLIT", help=f"registered: {', '.join(BUILDERS)}")
+        p.add_argument("options", nargs=argparse.REMAINDER, help="options for the split (see SPLIT --help)")
+        p.set_defaults(func=func)

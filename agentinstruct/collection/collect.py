@@ -1,0 +1,326 @@
+"""Collecting a split: many episodes at once, journaled, resumable, filtered, written to the dataset dir.
+
+``build_split`` is ``agentinstruct build``: it loads the builder's tasks,
+fixes their order (``--seed`` shuffles deterministically, ``--limit`` takes
+a prefix) and gives episode ``n`` the id ``{split}_{n}``; skips episodes the
+journal already holds; runs the rest ``concurrency`` at a time; journals each
+outcome as it lands; then filters every finished record and writes the
+split with ``datasetdir.write_split``. Killing it at any moment and running
+the same command again gives exactly the same record set.
+
+``evaluate_split`` is ``agentinstruct eval``: the same episodes under the
+model policy, no filters, the split's metric and per-task results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from agentinstruct.collection.agent import AgentClient, AgentRejected, AgentUnavailable
+from agentinstruct.builders.base import Builder, Task
+from agentinstruct.datasetdir.layout import write_split
+from agentinstruct.datasetdir.fileutil import atomic_write_text
+from agentinstruct.filters.base import FilterPipeline
+from agentinstruct.collection.journal import Journal
+from agentinstruct.collection.runner import run_episode
+
+log = logging.getLogger(__name__)
+
+Episode = tuple[str, Task]
+
+
+def tasks_digest(tasks: list[Task]) -> str:
+    """sha256 of the tasks in source order: a resumed build must see exactly the same tasks.
+
+    Example:
+        >>> tasks_digest([Task("t0", "do it", "train_split")])[:7]
+        'sha256:'
+    """
+    canon = json.dumps(
+        [[t.task_id, t.instruction, t.source, t.payload] for t in tasks], sort_keys=True, ensure_ascii=False
+    )
+    return "sha256:" + hashlib.sha256(canon.encode("utf-8")).hexdigest()
+
+
+def select(tasks: list[Task], split: str, *, seed: int | None = None, limit: int | None = None) -> list[Episode]:
+    """The episodes of a build: tasks in source order (or shuffled by ``seed``), the first ``limit``, ids ``{split}_{n}``.
+
+    Example:
+        >>> [eid for eid, _ in select([Task(f"t{i}", "x", "train_split") for i in range(5)], "os", seed=1, limit=2)]
+        ['os_0', 'os_1']
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"--limit must be >= 0, got {limit}")
+    ids = [t.task_id for t in tasks]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(f"task id {dup!r} occurs more than once in the task source")
+    order = list(tasks)
+    if seed is not None:
+        random.Random(seed).shuffle(order)
+    return [(f"{split}_{n}", task) for n, task in enumerate(order[:limit])]
+
+
+@dataclass
+class Outcome:
+    """What a collection run ended with, over the selected episodes (resumed ones included)."""
+
+    episodes: int
+    records: list[dict[str, Any]]
+    errors: dict[str, str] = field(default_factory=dict)
+    resumed: int = 0
+    seconds: float = 0.0
+    """Wall time of this run's episodes (the dataset write not included)."""
+
+    @property
+    def failed(self) -> int:
+        """Scored episodes the environment judged unsolved."""
+        return sum(1 for r in self.records if not r["success"])
+
+    @property
+    def kept(self) -> int:
+        """Records the filters kept."""
+        return sum(1 for r in self.records if r["filter"]["kept"])
+
+
+class _Progress:
+    """The progress bar: done, kept, failed, errored, model retries; tqdm adds rate and ETA."""
+
+    def __init__(self, split: str, total: int, records: list[dict[str, Any]], agent: AgentClient | None, show: bool):
+        self.agent = agent
+        self.kept = sum(1 for r in records if r["filter"]["kept"])
+        self.failed = sum(1 for r in records if not r["success"])
+        self.errored = 0
+        self.bar = tqdm(total=total, initial=len(records), desc=split, unit="ep", disable=not show, dynamic_ncols=True)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        retries = self.agent.stats.retries if self.agent else 0
+        self.bar.set_postfix(kept=self.kept, failed=self.failed, errored=self.errored, retries=retries, refresh=False)
+
+    def finished(self, record: dict[str, Any]) -> None:
+        self.kept += record["filter"]["kept"]
+        self.failed += not record["success"]
+        self._refresh()
+        self.bar.update(1)
+
+    def errored_one(self) -> None:
+        self.errored += 1
+        self._refresh()
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+async def _collect(
+    builder: Builder,
+    episodes: list[Episode],
+    journal: Journal,
+    *,
+    policy: str,
+    agent: AgentClient | None,
+    concurrency: int,
+    decide: Callable[[dict[str, Any]], dict[str, Any]],
+    progress: bool,
+) -> Outcome:
+    if concurrency < 1:
+        raise ValueError(f"--concurrency must be >= 1, got {concurrency}")
+    # Environments run in worker threads; the default pool (cpu + 4 threads) would cap concurrency on small machines.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(concurrency + 4, thread_name_prefix="env"))
+    resumed = [decide(journal.finished[eid]) for eid, _ in episodes if eid in journal.finished]
+    todo = [(eid, task) for eid, task in episodes if eid not in journal.finished]
+    bar = _Progress(builder.split, len(episodes), resumed, agent, progress)
+    sem = asyncio.Semaphore(concurrency)
+    errors: dict[str, str] = {}
+    env_error_logged = False
+
+    async def one(eid: str, task: Task) -> None:
+        nonlocal env_error_logged
+        async with sem:
+            try:
+                record = await run_episode(builder, task, eid, policy=policy, agent=agent)
+            except AgentRejected:
+                raise
+            except AgentUnavailable as exc:
+                errors[eid] = str(exc)
+            except Exception as exc:  # an environment or builder failure: errored, retried on resume
+                errors[eid] = f"environment error in task {task.task_id}: {type(exc).__name__}: {exc}"
+                if not env_error_logged:
+                    env_error_logged = True
+                    log.error("%s", errors[eid], exc_info=True)
+            else:
+                # The fsync runs in a worker thread so the event loop keeps serving other episodes meanwhile.
+                await asyncio.to_thread(journal.finish, eid, decide(record))
+                bar.finished(record)
+                return
+            await asyncio.to_thread(journal.error, eid, errors[eid])
+            bar.errored_one()
+
+    started = time.perf_counter()
+    jobs = [asyncio.ensure_future(one(eid, task)) for eid, task in todo]
+    try:
+        await asyncio.gather(*jobs)
+    except BaseException:
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        raise
+    finally:
+        bar.close()
+    records = [journal.finished[eid] for eid, _ in episodes if eid in journal.finished]
+    return Outcome(len(episodes), records, errors, resumed=len(resumed), seconds=time.perf_counter() - started)
+
+
+def _builder_name(builder: Builder) -> str:
+    return f"{type(builder).__module__}:{type(builder).__qualname__}"
+
+
+def _params(builder: Builder, tasks: list[Task], policy: str, agent: AgentClient | None, seed: int | None) -> dict[str, Any]:
+    return {
+        "split": builder.split,
+        "builder": _builder_name(builder),
+        "backend": builder.backend,
+        "tasks_sha256": tasks_digest(tasks),
+        "policy": policy,
+        "model": agent.model if agent else None,
+        "sampling": agent.sampling if agent else None,
+        "seed": seed,
+    }
+
+
+async def build_split(
+    builder: Builder,
+    tasks: list[Task],
+    out: Path,
+    *,
+    pipeline: FilterPipeline,
+    policy: str = "model",
+    agent: AgentClient | None = None,
+    concurrency: int = 4,
+    seed: int | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> Outcome:
+    """Collect, journal, filter and write one split of dataset dir ``out``; resume whatever an earlier run left.
+
+    Episodes that errored (model unreachable, environment crash) are journaled,
+    left out of the written split, and run again by the next call.
+
+    Example:
+        >>> async with AgentClient("m", base_url=url) as agent:  # doctest: +SKIP
+        ...     outcome = await build_split(builder, builder.load_tasks("embedded"), Path("out"),
+        ...                                 pipeline=FilterPipeline([RewardFilter(1.0)]), agent=agent)
+        >>> outcome.kept, len(outcome.errors)  # doctest: +SKIP
+        (3, 0)
+    """
+    episodes = select(tasks, builder.split, seed=seed, limit=limit)
+    with Journal.open(out, builder.split, _params(builder, tasks, policy, agent, seed)) as journal:
+        outcome = await _collect(
+            builder, episodes, journal, policy=policy, agent=agent, concurrency=concurrency,
+            decide=pipeline.apply, progress=progress,
+        )
+    if outcome.records:
+        write_split(out, builder.split, outcome.records)
+    return outcome
+
+
+@dataclass(frozen=True)
+class Metric:
+    """An evaluation's figures over the scored episodes."""
+
+    name: str
+    tasks: int
+    scored: int
+    mean_reward: float
+    success_rate: float
+
+    def __str__(self) -> str:
+        return (
+            f"{self.scored}/{self.tasks} tasks scored: mean {self.name} {self.mean_reward:.4f}, "
+            f"success rate {self.success_rate:.2%}"
+        )
+
+
+def metric(records: list[dict[str, Any]], tasks: int) -> Metric:
+    """Mean reward and success rate of scored records.
+
+    Example:
+        >>> rec = {"reward": 1.0, "success": True, "reward_details": {"metric": "success"}}
+        >>> str(metric([rec], 2))
+        '1/2 tasks scored: mean success 1.0000, success rate 100.00%'
+    """
+    n = len(records)
+    name = records[0]["reward_details"]["metric"] if records else "reward"
+    return Metric(
+        name=name,
+        tasks=tasks,
+        scored=n,
+        mean_reward=sum(r["reward"] for r in records) / n if n else 0.0,
+        success_rate=sum(1 for r in records if r["success"]) / n if n else 0.0,
+    )
+
+
+def _result(record: dict[str, Any]) -> dict[str, Any]:
+    details = record["reward_details"]
+    return {
+        "id": record["id"],
+        "task_id": record["task_id"],
+        "reward": record["reward"],
+        "success": record["success"],
+        "metric": details["metric"],
+        "components": details["components"],
+        "termination": details["termination"],
+        "format_errors": details["format_errors"],
+        "num_turns": record["num_turns"],
+        "usage": record["agent"]["usage"],
+        "conversations": record["conversations"],
+    }
+
+
+async def evaluate_split(
+    builder: Builder,
+    tasks: list[Task],
+    agent: AgentClient,
+    *,
+    out: Path | None = None,
+    concurrency: int = 4,
+    limit: int | None = None,
+    progress: bool = True,
+) -> tuple[Metric, Outcome]:
+    """Run every task under the model policy and score the model: ``agentinstruct eval``.
+
+    With ``out``, the run is journaled there (resumable) and per-task results go
+    to ``out/eval-{split}.jsonl``.
+
+    Example:
+        >>> m, _ = await evaluate_split(builder, builder.load_tasks("dev.json"), agent)  # doctest: +SKIP
+        >>> m.success_rate  # doctest: +SKIP
+        0.25
+    """
+    episodes = select(tasks, builder.split, limit=limit)
+    name = f"eval-{builder.split}"
+    with tempfile.TemporaryDirectory(prefix="agentinstruct-eval-") as scratch:
+        root = Path(out) if out is not None else Path(scratch)
+        with Journal.open(root, name, _params(builder, tasks, "model", agent, None)) as journal:
+            outcome = await _collect(
+                builder, episodes, journal, policy="model", agent=agent, concurrency=concurrency,
+                decide=lambda record: record, progress=progress,
+            )
+    if out is not None:
+        lines = "".join(json.dumps(_result(r), ensure_ascii=False) + "\n" for r in outcome.records)
+        atomic_write_text(Path(out) / f"{name}.jsonl", lines)
+    return metric(outcome.records, len(episodes)), outcome

@@ -1,0 +1,264 @@
+"""One episode: a task, a fresh environment, a ReAct loop, a score, a record.
+
+``run_episode`` drives a ``Builder`` (split-specific: prompt, parser, env,
+reward) with an ``AgentClient`` (any OpenAI-compatible server) under one of
+two policies:
+
+- ``model``: the agent acts. Each reply is parsed; a reply that does not
+  parse becomes the next observation and a counted format error. An action
+  the builder calls final (answer, finish) ends the episode, as do the
+  environment's ``done``, ``builder.max_turns`` replies, and a conversation
+  that outgrows the model's context.
+- ``reference`` (task derivation): the builder's reference solution is
+  executed in the environment; the model only writes the thought before each
+  action, or, with no model, a plain template does.
+
+The environment is synchronous; its calls run in worker threads so many
+episodes run at once on one event loop. Model failures (``AgentUnavailable``)
+and environment crashes propagate: the collector journals the episode as
+errored and retries it on resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from agentinstruct.collection.agent import AgentClient, ContextLimit, Usage
+from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Score, Task, Turn
+from agentinstruct.records.record import make_record
+
+POLICIES: tuple[str, ...] = ("model", "reference")
+UNFILTERED: dict[str, Any] = {"bar": None, "kept": False, "reason": "not filtered yet"}
+"""The ``filter`` of a record straight from the runner; ``agentinstruct.filters.base`` decides the real one."""
+
+_ROLES = {"human": "user", "gpt": "assistant"}
+_THOUGHT_LABEL = re.compile(r"^\s*(thought|think|reasoning)\s*:\s*", re.IGNORECASE)
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut an observation at ``limit`` characters and say how much was cut.
+
+    Example:
+        >>> truncate("abcdef", 4)
+        'abcd\\n[truncated: 2 more characters not shown]'
+        >>> truncate("abc", 4)
+        'abc'
+    """
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[truncated: {len(text) - limit} more characters not shown]"
+
+
+def to_messages(turns: list[Turn]) -> list[dict[str, str]]:
+    """THUDM turns as chat API messages (human -> user, gpt -> assistant).
+
+    Example:
+        >>> to_messages([{"from": "human", "value": "q", "loss": None}, {"from": "gpt", "value": "a", "loss": True}])
+        [{'role': 'user', 'content': 'q'}, {'role': 'assistant', 'content': 'a'}]
+    """
+    return [{"role": _ROLES[t["from"]], "content": t["value"]} for t in turns]
+
+
+class _Episode:
+    """The mutable state of one episode while it runs."""
+
+    def __init__(self, builder: Builder, task: Task, env: Environment):
+        self.builder, self.task, self.env = builder, task, env
+        self.turns: list[Turn] = [dict(t) for t in builder.prompt(task)]
+        if not self.turns or self.turns[-1]["from"] != "human":
+            raise ValueError(f"{builder.split} builder: prompt() for task {task.task_id} must end with a human turn")
+        self.prompt_turns = len(self.turns)
+        self.usage = Usage()
+        self.format_errors = 0
+        self.final: Action | None = None
+        self.termination = "max_turns"
+        self.pending: str | None = None  # the observation that goes in only if another agent turn follows
+
+    def agent_turn(self, text: str) -> None:
+        if self.pending is not None:
+            self.turns.append({"from": "human", "value": self.pending, "loss": None})
+            self.pending = None
+        self.turns.append({"from": "gpt", "value": text, "loss": True})
+
+    def observe(self, text: str) -> None:
+        self.pending = truncate(text, self.builder.observation_limit)
+
+    async def act(self, action: Action) -> bool:
+        """Carry out ``action``; True when the episode is over."""
+        if self.builder.is_final(action):
+            self.final = action
+            self.termination = "finished" if action.kind == "finish" else "answered"
+            return True
+        result = await asyncio.to_thread(self.env.step, action)
+        self.observe(result.observation)
+        if result.done:
+            self.final = action
+            self.termination = "finished"
+        return result.done
+
+    def messages(self) -> list[dict[str, str]]:
+        pending = [{"from": "human", "value": self.pending, "loss": None}] if self.pending is not None else []
+        return to_messages(self.turns + pending)
+
+
+async def _model_policy(ep: _Episode, agent: AgentClient) -> None:
+    for _ in range(ep.builder.max_turns):
+        try:
+            reply = await agent.chat(ep.messages())
+        except ContextLimit:
+            ep.termination = "context_limit"
+            return
+        ep.usage.add(reply)
+        ep.agent_turn(reply.text)
+        parsed = ep.builder.parse(reply.text)
+        if isinstance(parsed, FormatError):
+            ep.format_errors += 1
+            ep.observe(parsed.message)
+            continue
+        if await ep.act(parsed):
+            return
+
+
+THOUGHT_PROMPT = """You are writing the reasoning of an agent that solves a task step by step.
+
+Task:
+{instruction}
+
+What the agent did so far:
+{history}
+
+The agent's next action is:
+{action}
+
+Write the agent's thought just before this action: one to three sentences, in the first person, saying why this \
+action is the right next step. Write only the thought; do not write the action or a label."""
+
+# Small models often copy the prompt's scaffolding ("The agent's next action is: ...") instead of reasoning;
+# such a thought would teach the format, not the reasoning, so the template is used instead.
+_ECHO = re.compile(r"\b(the agent|next (action|step)( is)?\s*:|my next step\s*:)", re.IGNORECASE)
+
+
+def _history(ep: _Episode) -> str:
+    steps = []
+    for turn in ep.turns[ep.prompt_turns :]:  # the prompt is the builder's scaffolding, not the agent's history
+        label = "Agent" if turn["from"] == "gpt" else "Result"
+        steps.append(f"{label}: {truncate(turn['value'], 400)}")
+    if ep.pending is not None:
+        steps.append(f"Result: {truncate(ep.pending, 400)}")
+    return "\n".join(steps) or "(nothing yet)"
+
+
+async def _thought(ep: _Episode, action: Action, agent: AgentClient | None) -> str:
+    template = ep.builder.template_thought(ep.task, action)
+    if agent is None:
+        return template
+    prompt = THOUGHT_PROMPT.format(
+        instruction=ep.task.instruction, history=_history(ep), action=f"{action.kind}: {action.argument}".strip()
+    )
+    reply = await agent.chat([{"role": "user", "content": prompt}])
+    ep.usage.add(reply)
+    thought = _THOUGHT_LABEL.sub("", reply.text.strip()).strip()
+    # A thought that holds an action of its own, or breaks the split's format, would corrupt the turn.
+    rendered = ep.builder.parse(ep.builder.render(thought, action))
+    if thought and not _ECHO.search(thought) and isinstance(ep.builder.parse(thought), FormatError) and rendered == action:
+        return thought
+    return template
+
+
+async def _reference_policy(ep: _Episode, agent: AgentClient | None) -> None:
+    actions = ep.builder.reference_actions(ep.task)
+    if not actions:
+        raise ValueError(f"{ep.builder.split} task {ep.task.task_id}: the reference solution has no actions")
+    for action in actions:
+        try:
+            thought = await _thought(ep, action, agent)
+        except ContextLimit:
+            thought = ep.builder.template_thought(ep.task, action)
+        ep.agent_turn(ep.builder.render(thought, action))
+        if await ep.act(action):
+            return
+    ep.termination = "finished"
+
+
+async def _open(builder: Builder, task: Task) -> Environment:
+    # Shielded: if the episode is cancelled while the env starts in its thread, it is still closed once it is up.
+    start = asyncio.ensure_future(asyncio.to_thread(builder.open_env, task))
+    try:
+        return await asyncio.shield(start)
+    except asyncio.CancelledError:
+        env = await start
+        await asyncio.to_thread(env.close)
+        raise
+
+
+async def run_episode(
+    builder: Builder, task: Task, episode_id: str, *, policy: str = "model", agent: AgentClient | None = None
+) -> dict[str, Any]:
+    """Run one episode of ``task`` and return its scored record (``filter`` still ``UNFILTERED``).
+
+    Raises ``AgentUnavailable`` when the model keeps failing, and whatever the environment raises.
+
+    Example:
+        >>> record = asyncio.run(run_episode(builder, task, "os_0", agent=agent))  # doctest: +SKIP
+        >>> record["reward"], record["reward_details"]["termination"]  # doctest: +SKIP
+        (1.0, 'answered')
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
+    if policy == "model" and agent is None:
+        raise ValueError("--policy model needs a model (--model)")
+    env = await _open(builder, task)
+    try:
+        extra = await asyncio.to_thread(env.reset)
+        ep = _Episode(builder, task, env)
+        if extra:
+            ep.turns[-1]["value"] += "\n" + extra
+        if policy == "model":
+            await _model_policy(ep, agent)
+        else:
+            await _reference_policy(ep, agent)
+        score = await asyncio.to_thread(env.score, ep.final)
+    finally:
+        await asyncio.to_thread(env.close)
+    return _record(builder, task, episode_id, ep, score, policy, agent)
+
+
+def _record(
+    builder: Builder, task: Task, episode_id: str, ep: _Episode, score: Score, policy: str, agent: AgentClient | None
+) -> dict[str, Any]:
+    if agent is not None:
+        who = {
+            "model": agent.model,
+            "endpoint_kind": agent.endpoint_kind,
+            "sampling": agent.sampling,
+            "usage": agent.usage_record(ep.usage),
+        }
+    else:
+        who = {
+            "model": None,
+            "endpoint_kind": None,
+            "sampling": {"temperature": None, "top_p": None, "max_tokens": None, "seed": None},
+            "usage": {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None},
+        }
+    return make_record(
+        id=episode_id,
+        split=builder.split,
+        conversations=ep.turns,
+        task_id=task.task_id,
+        instruction=task.instruction,
+        instruction_source="task_derivation" if policy == "reference" else task.source,
+        reward=score.reward,
+        success=score.success,
+        reward_details={
+            "metric": score.metric,
+            "components": [{"name": k, "value": float(v)} for k, v in score.components.items()],
+            "termination": ep.termination,
+            "format_errors": ep.format_errors,
+        },
+        env={"name": builder.env_name, "version": builder.env_version, "backend": builder.backend},
+        agent={"model": who["model"], "endpoint_kind": who["endpoint_kind"], "policy": policy,
+               "sampling": who["sampling"], "usage": who["usage"]},
+        filter=dict(UNFILTERED),
+    )

@@ -1,0 +1,109 @@
+"""What each split of a dataset dir holds, read from its ``all`` config: counts, provenance, rewards, turns.
+
+The card's tables and the plots are drawn from these numbers, so both always
+describe the same data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from agentinstruct import SPLITS
+from agentinstruct.datasetdir.layout import DataFile
+
+COLUMNS = ["filter", "reward", "num_turns", "instruction_source", "env", "agent", "reward_details"]
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a drop reason, so reasons can be counted by kind.
+
+    A reason written as ``kind: detail`` has the kind before the colon; in any
+    other reason the numbers are replaced by ``N`` (``reward 0.5 < 1.0`` and
+    ``reward 0.2 < 1.0`` are both ``reward N < N``).
+
+    Example:
+        >>> reason_kind("contaminated: 13-gram overlap with os/dev.json#3"), reason_kind("reward 0.5 < 1.0")
+        ('contaminated', 'reward N < N')
+    """
+    if ":" in reason:
+        return reason.split(":", 1)[0].strip()
+    return re.sub(r"\d+(\.\d+)?", "N", reason)
+
+
+@dataclass
+class SplitStats:
+    """One split's numbers: scored and kept counts, drop reasons, provenance counts, rewards and trained turns."""
+
+    split: str
+    scored: int = 0
+    kept: int = 0
+    reasons: Counter = field(default_factory=Counter)
+    sources: Counter = field(default_factory=Counter)
+    envs: Counter = field(default_factory=Counter)
+    models: Counter = field(default_factory=Counter)
+    policies: Counter = field(default_factory=Counter)
+    bars: Counter = field(default_factory=Counter)
+    metrics: Counter = field(default_factory=Counter)
+    rewards_kept: list[float] = field(default_factory=list)
+    rewards_dropped: list[float] = field(default_factory=list)
+    turns_kept: list[int] = field(default_factory=list)
+    turns_dropped: list[int] = field(default_factory=list)
+
+    @property
+    def dropped(self) -> int:
+        return self.scored - self.kept
+
+    @property
+    def reason_kinds(self) -> Counter:
+        kinds: Counter = Counter()
+        for reason, n in self.reasons.items():
+            kinds[reason_kind(reason)] += n
+        return kinds
+
+    @property
+    def rewards(self) -> list[float]:
+        return self.rewards_kept + self.rewards_dropped
+
+
+def _env_label(env: dict) -> str:
+    version = f" {env['version']}" if env.get("version") else ""
+    backend = env.get("backend") or "not recorded"
+    return f"{env['name']}{version} ({backend})"
+
+
+def split_stats(root: Path, files: Iterable[DataFile]) -> list[SplitStats]:
+    """Numbers per split from the ``all`` data files among ``files``, in THUDM's split order.
+
+    Example:
+        >>> [s.split for s in split_stats(Path("out"), data_files(Path("out")))]  # doctest: +SKIP
+        ['os', 'db']
+    """
+    stats: dict[str, SplitStats] = {}
+    for f in files:
+        if f.config != "all":
+            continue
+        s = stats.setdefault(f.split, SplitStats(f.split))
+        for row in pq.read_table(Path(root) / f.path, columns=COLUMNS).to_pylist():
+            kept = row["filter"]["kept"]
+            s.scored += 1
+            s.kept += kept
+            if not kept:
+                s.reasons[row["filter"]["reason"]] += 1
+            s.sources[row["instruction_source"]] += 1
+            s.envs[_env_label(row["env"])] += 1
+            agent = row["agent"]
+            s.models[agent["model"] or "not recorded"] += 1
+            s.policies[agent["policy"]] += 1
+            s.bars[row["filter"]["bar"] or "not recorded"] += 1
+            details = row["reward_details"]
+            s.metrics[details["metric"] if details else "not recorded"] += 1
+            if row["reward"] is not None:
+                (s.rewards_kept if kept else s.rewards_dropped).append(row["reward"])
+            (s.turns_kept if kept else s.turns_dropped).append(row["num_turns"])
+    return sorted(stats.values(), key=lambda s: SPLITS.index(s.split))

@@ -1,0 +1,167 @@
+"""What a split builder states, as the collection engine sees it.
+
+A builder (one module per split in ``builders/``) says where tasks come from,
+how its environment starts and stops, the prompt and one-shot, how a reply
+is parsed into an action, the reward, the bar for keeping a trajectory and
+the maximum number of turns. The engine (``agentinstruct.collection.runner`` and
+``agentinstruct.collection.collect``) does everything else: model calls, the ReAct
+loop, journals, resume, filters and writing the dataset dir.
+
+Environments are synchronous (subprocesses, database connections); the
+engine runs each episode's environment calls in a worker thread so many
+episodes proceed at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from agentinstruct.records.schema import load_schema
+
+Turn = dict[str, Any]
+
+TASK_SOURCES: tuple[str, ...] = tuple(
+    s for s in load_schema()["properties"]["instruction_source"]["enum"] if s != "imported"
+)
+"""The instruction sources a task may declare: the record contract's, less ``imported`` (rows with no episode)."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: its id in its source, the instruction text, how the instruction was made, and builder data.
+
+    ``payload`` must be JSON-serialisable: journals store it so a resumed build
+    replays exactly the same tasks.
+    """
+
+    task_id: str
+    instruction: str
+    source: str  # one of TASK_SOURCES
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Action:
+    """A parsed agent action: a builder-defined ``kind`` (bash, answer, finish, sql, ...) and its argument."""
+
+    kind: str
+    argument: str = ""
+
+
+@dataclass(frozen=True)
+class FormatError:
+    """A reply whose action could not be parsed; ``message`` goes back to the agent as the observation."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What the environment answers to an action: the next observation and whether the episode is over."""
+
+    observation: str
+    done: bool = False
+
+
+@dataclass(frozen=True)
+class Score:
+    """The environment's verdict on a finished episode."""
+
+    reward: float
+    success: bool
+    metric: str
+    components: dict[str, float] = field(default_factory=dict)
+
+
+class Environment(ABC):
+    """One episode's live environment. Used as a context manager: ``close`` always runs."""
+
+    @abstractmethod
+    def reset(self) -> str | None:
+        """Prepare the environment for the task; return text to append to the task turn, or None."""
+
+    @abstractmethod
+    def step(self, action: Action) -> StepResult:
+        """Carry out one action. Errors of the action (bad SQL, failing command) are observations, not exceptions."""
+
+    @abstractmethod
+    def score(self, final: Action | None) -> Score:
+        """Score the episode; ``final`` is the last action (e.g. the answer), None if the agent never finished."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release everything the episode holds (processes, databases, temp dirs)."""
+
+    def __enter__(self) -> "Environment":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Builder(ABC):
+    """A split's builder. Subclasses set the class attributes and implement the methods."""
+
+    split: ClassVar[str]
+    env_name: ClassVar[str]
+    env_version: ClassVar[str]
+    max_turns: ClassVar[int]
+    reward_bar: ClassVar[float] = 1.0
+    """Keep a trajectory when its reward is at least this."""
+    observation_limit: ClassVar[int] = 800
+    """Observations longer than this many characters are cut, with a notice (AgentBench cuts at 800)."""
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Add the builder's own options to ``agentinstruct build SPLIT`` (e.g. ``--scripts``, ``--backend``)."""
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Builder":
+        """Construct from parsed CLI options."""
+        return cls()
+
+    @property
+    @abstractmethod
+    def backend(self) -> str:
+        """Name of the environment backend in use (bubblewrap, docker, sqlite, mariadb, oxigraph, ...)."""
+
+    @abstractmethod
+    def load_tasks(self, src: str) -> list[Task]:
+        """Tasks from ``src`` (a file, or a named source such as ``embedded``), in a deterministic order."""
+
+    @abstractmethod
+    def open_env(self, task: Task) -> Environment:
+        """Start a fresh environment for one episode of ``task``."""
+
+    @abstractmethod
+    def prompt(self, task: Task) -> list[Turn]:
+        """Opening turns in THUDM's shape: instructions, acknowledgement and one-shot (gpt turns ``loss: False``),
+        ending with the human turn that poses ``task``."""
+
+    @abstractmethod
+    def parse(self, reply: str) -> Action | FormatError:
+        """Parse a model reply into an action; a bad format is a ``FormatError``, never an exception."""
+
+    def is_final(self, action: Action) -> bool:
+        """Whether an action ends the episode (answer/finish); the environment's ``done`` also ends it."""
+        return False
+
+    def reference_actions(self, task: Task) -> list[Action]:
+        """The task's reference solution as actions, for ``--policy reference``. Raise ValueError if it has none."""
+        raise ValueError(f"{self.split} task {task.task_id} has no reference solution")
+
+    def template_thought(self, task: Task, action: Action) -> str:
+        """The thought written before ``action`` under ``--policy reference`` when no model writes thoughts."""
+        if self.is_final(action):
+            return "I have what I need, so I will give the final answer."
+        first = action.argument.strip().splitlines()[0] if action.argument.strip() else ""
+        what = f" `{first[:80]}`" if first else ""
+        return f"I will take the next step of the solution with {action.kind}{what} to move the task forward."
+
+    @abstractmethod
+    def render(self, thought: str, action: Action) -> str:
+        """A gpt turn in the split's format for ``thought`` and ``action`` (used by ``--policy reference``);
+        ``parse(render(t, a))`` must give back ``a``."""

@@ -1,0 +1,203 @@
+"""The ``kg`` split: an agent answers questions over a knowledge graph with AgentBench's seven tools.
+
+Tasks: AgentBench/GrailQA question files (``knowledgegraph/dev.json`` shape) or ``embedded`` (questions sampled
+from the graph shipped with the package). Backend: any SPARQL 1.1 endpoint (``--sparql-url``; a Freebase
+Virtuoso as AgentBench uses) or the embedded Oxigraph store (the package's graph, or ``--graph`` files). Reward:
+F1 of the answer set against the gold answers (exact match recorded as a component and as ``success``), 15 turns.
+
+    agentinstruct build kg --tasks embedded --policy reference --out DIR
+    agentinstruct build kg --tasks dev.json --sparql-url http://localhost:3001/sparql --model M --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+
+from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
+
+from .prompt import prompt_turns
+from .store import HttpSparqlBackend, OxigraphBackend, SparqlBackend
+from .tasks import EMBEDDED_QUESTIONS, load_questions, reference_actions
+from .tools import TOOLS, KGSession, ToolError, split_arguments
+
+_FINAL = re.compile(r"(?:Final|Find) Answer\s*:\s*(.*)", re.IGNORECASE)
+_FINAL_VARIABLE = re.compile(r"^(?:variable\s+)?#(\d+)\b", re.IGNORECASE)
+_ACTION_LINE = re.compile(r"^\s*\**Action\**\s*\d*\s*:\s*(.*)$", re.IGNORECASE)
+_CALL = re.compile(r"(\w+)\s*\((.*)\)")
+_FORMAT_HELP = ("Write 'Thought: ...' and then one line 'Action: tool(arguments)', e.g. Action: get_relations(#0), "
+                "or 'Final Answer: #id' when a variable holds the answer.")
+
+
+def f1_score(predicted: set[str], gold: set[str]) -> dict[str, float]:
+    """AgentBench's kg scoring: F1 of the answer sets (0 without a correct member) and exact match.
+
+    >>> f1_score({"a", "b"}, {"a", "c", "d"})["f1"]
+    0.4
+    >>> f1_score({"a"}, {"a"})
+    {'f1': 1.0, 'precision': 1.0, 'recall': 1.0, 'exact_match': 1.0}
+    """
+    hits = len(predicted & gold)
+    precision = hits / len(predicted) if predicted else 0.0
+    recall = hits / len(gold) if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if hits else 0.0
+    return {"f1": f1, "precision": precision, "recall": recall, "exact_match": float(predicted == gold)}
+
+
+class KgEnv(Environment):
+    """One episode: a tool session over the shared backend; the final answer is computed when it is given."""
+
+    def __init__(self, task: Task, backend: SparqlBackend, max_results: int) -> None:
+        self.task = task
+        self.session = KGSession(backend, task.payload["entities"], max_results)
+        self.predicted: list[str] | None = None
+
+    def reset(self) -> str | None:
+        return None
+
+    def step(self, action: Action) -> StepResult:
+        if action.kind == "answer":
+            try:
+                self.predicted = self.session.answer(action.argument)
+            except ToolError as e:
+                return StepResult(f"Final Answer: {action.argument} cannot be used: {e}")
+            return StepResult(f"Answer {action.argument}: {len(self.predicted)} value(s).", done=True)
+        try:
+            return StepResult(self.session.call(action.kind, split_arguments(action.kind, action.argument)))
+        except ToolError as e:
+            return StepResult(f"{action.kind}({action.argument}) cannot be executed: {e}")
+
+    def score(self, final: Action | None) -> Score:
+        gold = set(self.task.payload["answer"])
+        predicted = set(self.predicted) if self.predicted is not None else set()
+        parts = f1_score(predicted, gold)
+        return Score(reward=parts["f1"], success=parts["exact_match"] == 1.0, metric="f1", components=parts)
+
+    def close(self) -> None:
+        """Nothing to release: the backend is shared and outlives the episode."""
+
+
+class KgBuilder(Builder):
+    """AgentBench's knowledge-graph task over SPARQL (see the module docstring)."""
+
+    split = "kg"
+    env_name = "knowledge-graph"
+    env_version = "1.0"
+    max_turns = 15
+    observation_limit = 16_000  # relation lists of big Freebase entities run long; AgentBench does not cut them
+
+    def __init__(self, store: SparqlBackend | None = None, max_results: int = 1000) -> None:
+        self.store = store if store is not None else OxigraphBackend.embedded()
+        self.max_results = max_results
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        g = parser.add_argument_group("kg (knowledge graph)")
+        g.add_argument("--sparql-url", metavar="URL",
+                       help="SPARQL 1.1 endpoint holding Freebase, e.g. AgentBench's Virtuoso "
+                       "http://HOST:3001/sparql (default: the embedded Oxigraph store)")
+        g.add_argument("--graph", action="append", type=Path, metavar="FILE",
+                       help="N-Triples/Turtle file for the embedded store instead of the package's graph "
+                       "(repeatable; Freebase conventions: ids under http://rdf.freebase.com/ns/)")
+        g.add_argument("--query-timeout", type=float, default=30.0, metavar="S",
+                       help="seconds per SPARQL query (default 30)")
+        g.add_argument("--max-results", type=int, default=1000, metavar="N",
+                       help="most rows a query returns: relations listed, answers computed (default 1000)")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "KgBuilder":
+        if args.sparql_url and args.graph:
+            raise ValueError("--sparql-url and --graph exclude each other: query an endpoint or load files")
+        store: SparqlBackend
+        if args.sparql_url:
+            store = HttpSparqlBackend(args.sparql_url, timeout_s=args.query_timeout)
+        elif args.graph:
+            store = OxigraphBackend(args.graph, timeout_s=args.query_timeout)
+        else:
+            store = OxigraphBackend.embedded(timeout_s=args.query_timeout)
+        return cls(store, max_results=args.max_results)
+
+    @property
+    def backend(self) -> str:
+        return self.store.name
+
+    def load_tasks(self, src: str) -> list[Task]:
+        """``embedded`` or a question file in AgentBench's dev.json shape.
+
+        >>> len(KgBuilder().load_tasks("embedded")) > 100
+        True
+        """
+        if src == "embedded":
+            return load_questions(EMBEDDED_QUESTIONS)
+        path = Path(src)
+        if not path.is_file():
+            raise ValueError(f"kg tasks: {src} is neither 'embedded' nor a question file")
+        return load_questions(path)
+
+    def open_env(self, task: Task) -> Environment:
+        return KgEnv(task, self.store, self.max_results)
+
+    def prompt(self, task: Task) -> list[Turn]:
+        return prompt_turns(task.payload["question"], list(task.payload["entities"]))
+
+    def parse(self, reply: str) -> Action | FormatError:
+        """A reply's final answer or tool call (text after an invented "Observation:" is ignored).
+
+        >>> KgBuilder().parse("Thought: x\\nAction: get_neighbors(Ilse Marrow,  film.director.films_directed)")
+        Action(kind='get_neighbors', argument='Ilse Marrow, film.director.films_directed')
+        >>> KgBuilder().parse("Thought: done\\nFinal Answer: #3")
+        Action(kind='answer', argument='#3')
+        """
+        text = reply.split("Observation:")[0].replace("\\_", "_")
+        final = _FINAL.search(text)
+        if final:
+            m = _FINAL_VARIABLE.match(final.group(1).strip().strip("`*"))
+            if not m:
+                return FormatError("The final answer must name a variable, e.g. Final Answer: #3.")
+            return Action("answer", f"#{m.group(1)}")
+        for line in text.splitlines():
+            action = _ACTION_LINE.match(line)
+            if not action:
+                continue
+            call = _CALL.search(action.group(1).replace("`", ""))
+            if not call:
+                return FormatError(f"No tool call after 'Action:'. {_FORMAT_HELP}")
+            tool = call.group(1)
+            if tool not in TOOLS:
+                return FormatError(f"{tool} is not a tool; the tools are {', '.join(TOOLS)}.")
+            try:
+                args = split_arguments(tool, call.group(2))
+            except ToolError as e:
+                return FormatError(f"{e}.")
+            return Action(tool, ", ".join(args))
+        return FormatError(f"No action found. {_FORMAT_HELP}")
+
+    def is_final(self, action: Action) -> bool:
+        # The answer goes through step(): a variable that does not exist is an observation, and the agent goes on.
+        return False
+
+    def reference_actions(self, task: Task) -> list[Action]:
+        return reference_actions(task, self.store)
+
+    def template_thought(self, task: Task, action: Action) -> str:
+        if action.kind == "answer":
+            return f"{action.argument} holds what the question asks for, so it is the final answer."
+        args = split_arguments(action.kind, action.argument)
+        first, last = args[0], args[-1]
+        templates = {
+            "get_relations": f"I will look at the relations of {first} to find one that leads toward the answer.",
+            "get_neighbors": f"Following {last} from {first} gives the entities I need next.",
+            "intersection": f"The answer must meet both conditions, so I take the entities in both {first} and "
+                            f"{last}.",
+            "get_attributes": f"To compare the entities of {first}, I need their numerical attributes.",
+            "argmax": f"The question asks for the largest {last} among {first}.",
+            "argmin": f"The question asks for the smallest {last} among {first}.",
+            "count": f"The question asks how many, so I count the entities of {first}.",
+        }
+        return templates[action.kind]
+
+    def render(self, thought: str, action: Action) -> str:
+        if action.kind == "answer":
+            return f"Thought: {thought}\nFinal Answer: {action.argument}"
+        return f"Thought: {thought}\nAction: {action.kind}({action.argument})"

@@ -33,9 +33,9 @@ from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi, ge
 from huggingface_hub.errors import HfHubHTTPError, RepositoryNotFoundError
 from huggingface_hub.utils.sha import git_hash
 
-from agentinstruct.datasetdir.layout import (CARD, MANIFEST, Asset, data_files, manifest_for, manifest_text, read_manifest,
-                                      report_assets)
 from agentinstruct.datasetdir.fileutil import atomic_write_text, sha256_file
+from agentinstruct.datasetdir.layout import (CARD, MANIFEST, PLOTS, Asset, data_files, manifest_for, manifest_text,
+                                             read_manifest, side_assets)
 from agentinstruct.records.recordio import Entry, read_entries
 from agentinstruct.records.validation import InvalidRecords, check_entries
 
@@ -180,7 +180,7 @@ def push_files(
     ``files`` maps paths in the repo to local paths or bytes. Refused (``PublishError``) when the tag exists with
     other files or is older than the newest version tag. ``dry_run`` only reads from the Hub.
 
-    Example:
+    Example (needs a Hub server):
         >>> push_files({"README.md": b"# x"}, "org/x", repo_type="model", version="1.0.0")  # doctest: +SKIP
         PublishResult(repo_id='org/x', repo_type='model', tag='v1.0.0', status='published', ...)
     """
@@ -286,9 +286,21 @@ def dataset_files(root: Path, hub_repo: str | None = None) -> dict[str, Content]
     ``hub_repo`` the manifest and card name that repo (their bytes are returned,
     the dir is not touched).
 
-    Example:
-        >>> sorted(dataset_files(Path("out")))[:2]  # doctest: +SKIP
-        ['README.md', 'data/all/os-0a1b2c3d4e5f.parquet']
+    Example (a dir made from the THUDM sample shipped with the package):
+        >>> from importlib import resources
+        >>> from agentinstruct.records.thudm import import_thudm
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
+        >>> sorted(dataset_files(Path("out")))[:3]
+        ['README.md', 'data/all/db-....parquet', 'data/all/mind2web-....parquet']
+        >>> json.loads(dataset_files(Path("out"), hub_repo="org/AgentInstruct")["manifest.json"])["hub_repo"]
+        'org/AgentInstruct'
+        >>> _ = Path("out/README.md").write_text("edited by hand")
+        >>> dataset_files(Path("out"))
+        Traceback (most recent call last):
+        ...
+        agentinstruct.hub.PublishError: out/README.md is not the card the data gives (edited by hand?); run `agentinstruct card out`
     """
     from agentinstruct.datasetdir.card import render_card
 
@@ -320,8 +332,8 @@ def dataset_files(root: Path, hub_repo: str | None = None) -> dict[str, Content]
             raise PublishError(f"{root / path}: sha256 differs from {MANIFEST}; run `agentinstruct card {root}`")
     assets = [Asset(a["path"], a["sha256"], a["bytes"]) for a in manifest.get("assets", [])]
     expected = manifest_for(root, files, assets, manifest.get("hub_repo"))
-    reports = {a.path for a in report_assets(root)}
-    if manifest != expected or reports != {a.path for a in assets if a.path.startswith("reports/")}:
+    beside = {a.path for a in side_assets(root)}
+    if manifest != expected or beside != {a.path for a in assets if not a.path.startswith(f"{PLOTS}/")}:
         raise PublishError(f"{root / MANIFEST} is not the one the files give; run `agentinstruct card {root}`")
     if (root / CARD).read_text(encoding="utf-8") != render_card(root):
         raise PublishError(f"{root / CARD} is not the card the data gives (edited by hand?); run `agentinstruct card {root}`")
@@ -348,7 +360,7 @@ def publish_dataset(
     The dir's manifest and card are stamped with ``repo_id`` (so the card's load
     examples name it) before the push; a dry run leaves the dir as it is.
 
-    Example:
+    Example (needs a Hub server):
         >>> publish_dataset(Path("out"), "org/AgentInstruct", "1.0.0").status  # doctest: +SKIP
         'published'
     """
@@ -404,7 +416,7 @@ def publish_model(
     ``version`` the commit is tagged ``v{version}`` under the same immutable-tag
     rule as datasets. Hidden files and folders (``.cache``, ``.git``) are skipped.
 
-    Example:
+    Example (needs a Hub server):
         >>> publish_model(Path("runs/agentlm-7b/final"), "org/AgentLM-7B", "1.0.0").tag  # doctest: +SKIP
         'v1.0.0'
     """

@@ -12,8 +12,9 @@ from factory import record
 from huggingface_hub import DatasetCard
 
 from agentinstruct.datasetdir.card import render_card
-from agentinstruct.datasetdir.layout import read_manifest, refresh, write_split
 from agentinstruct.datasetdir.fileutil import sha256_file
+from agentinstruct.datasetdir.layout import read_manifest
+from agentinstruct.datasetdir.release import refresh, write_split
 from agentinstruct.records.schema import load_schema
 from agentinstruct.records.thudm import import_thudm
 
@@ -68,7 +69,7 @@ def test_every_field_is_explained_and_loss_spelled_out(tmp_path: Path) -> None:
     expected = names(load_schema()["properties"])
     assert [r.split("`")[1] for r in rows] == expected
     assert all(not r.rstrip().endswith("|  |") for r in rows)  # no field without a meaning
-    assert "Schema version 1.0.0" in fields
+    assert "Schema version 1.1.0" in fields
     assert "`false` on gpt turns that are scaffolding" in fields and "`null` on every human turn" in fields
 
 

@@ -10,11 +10,12 @@ import pytest
 from factory import conversation, record
 
 from agentinstruct.cli import main
-from agentinstruct.datasetdir.layout import iter_records, read_manifest, write_split
-from agentinstruct.filters.decontam import Decontaminator, EvalSet, agentbench_eval_sets, load_eval_set
+from agentinstruct.datasetdir.layout import iter_records, read_manifest
+from agentinstruct.datasetdir.release import write_split
 from agentinstruct.filters.base import FilterPipeline, RewardFilter
-from agentinstruct.records.record import content_hash
+from agentinstruct.filters.decontam import Decontaminator, EvalSet, agentbench_eval_sets, load_eval_set
 from agentinstruct.filters.textnorm import words
+from agentinstruct.records.record import content_hash
 
 
 def _evals(*texts: str, name: str = "dev") -> list[EvalSet]:

@@ -11,7 +11,8 @@ from factory import record
 from huggingface_hub import HfApi
 
 from agentinstruct.cli import main
-from agentinstruct.datasetdir.layout import iter_records, read_manifest, refresh, write_split
+from agentinstruct.datasetdir.layout import iter_records, read_manifest
+from agentinstruct.datasetdir.release import refresh, write_split
 from agentinstruct.hub import PublishError, publish_dataset
 from agentinstruct.records.schema import features
 

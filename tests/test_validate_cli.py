@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 from factory import record
 
 from agentinstruct.cli import main
-from agentinstruct.datasetdir.layout import arrow_schema, write_split
+from agentinstruct.datasetdir.layout import arrow_schema
+from agentinstruct.datasetdir.release import write_split
 
 
 def _jsonl(path: Path, rows: list) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from agentinstruct import SPLITS
+from agentinstruct.schemas import SPLITS
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -40,7 +40,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _card(args: argparse.Namespace) -> int:
-    from agentinstruct.datasetdir.layout import refresh
+    from agentinstruct.datasetdir.release import refresh
 
     files = refresh(args.dir)
     print(f"rewrote card and manifest of {args.dir} ({len(files)} data files)")

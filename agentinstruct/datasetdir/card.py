@@ -11,16 +11,25 @@ import datasets
 import yaml
 
 from agentinstruct.datasetdir.layout import CONFIGS, PLOTS, REPORTS, data_files, read_manifest
-from agentinstruct.records.schema import features, load_schema
 from agentinstruct.datasetdir.stats import SplitStats, split_stats
+from agentinstruct.records.schema import features
+from agentinstruct.schemas import (INSTRUCTION_SOURCE_MEANINGS, INSTRUCTION_SOURCES, SPLIT_ENVIRONMENTS, SPLITS,
+                                   load_schema)
 
 
 def front_matter(root: Path) -> dict[str, Any]:
     """The card's YAML: ``configs`` (data files per split) and ``dataset_info`` (features, row counts).
 
-    Example:
-        >>> front_matter(Path("out"))["configs"][0]["config_name"]  # doctest: +SKIP
-        'default'
+    Example (a dir made from the THUDM sample shipped with the package):
+        >>> from importlib import resources
+        >>> from agentinstruct.records.thudm import import_thudm
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
+        >>> [c["config_name"] for c in front_matter(Path("out"))["configs"]]
+        ['default', 'all']
+        >>> front_matter(Path("out"))["configs"][0]["data_files"][0]
+        {'split': 'os', 'path': 'data/default/os-....parquet'}
     """
     files = data_files(root)
     configs, infos = [], []
@@ -239,6 +248,21 @@ def _dedup(root: Path, stats: list[SplitStats]) -> str:
     return "\n\n".join(parts) + f"\n\nDropped as `duplicate` or `near-duplicate` in this release: {current}."
 
 
+_NUMBERS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
+
+
+def _number(n: int) -> str:
+    return _NUMBERS[n] if n < len(_NUMBERS) else str(n)
+
+
+def _environments() -> str:
+    return ", ".join(f"{SPLIT_ENVIRONMENTS[s]} `{s}`" for s in SPLITS)
+
+
+def _sources() -> str:
+    return ", ".join(f"`{s}` = {INSTRUCTION_SOURCE_MEANINGS[s]}" for s in INSTRUCTION_SOURCES)
+
+
 def render_body(root: Path, manifest: dict[str, Any] | None = None, stats: list[SplitStats] | None = None) -> str:
     """The card's Markdown body: what the data is, how each split was built, distributions, fields, filters, use.
 
@@ -258,8 +282,7 @@ made with [agentinstruct](https://pypi.org/project/agentinstruct/) {manifest.get
 **What AgentInstruct is.** AgentTuning ([arXiv 2310.12823](https://arxiv.org/abs/2310.12823)) showed that
 fine-tuning an LLM on a small set of high-quality agent trajectories, mixed with general chat data, gives it agent
 abilities that carry over to unseen tasks without losing general skills. AgentInstruct is that set: an LLM agent
-works on tasks in six environments (a Linux shell `os`, SQL databases `db`, household tasks `alfworld`, online
-shopping `webshop`, a knowledge graph `kg`, web navigation `mind2web`) in ReAct style, thinking before each action;
+works on tasks in {_number(len(SPLITS))} environments ({_environments()}) in ReAct style, thinking before each action;
 the environment scores every trajectory and only the ones that reach a reward bar are kept.
 
 **What this release adds.** Every row keeps THUDM's `id` and `conversations`, so code written for
@@ -279,9 +302,7 @@ Splits in this release: {splits}.
 
 ## How each split was built
 
-Each trajectory comes from one task: its instruction (task source: `self_instruct` = written by an LLM with a
-solution and a checker, `train_split` = a benchmark's training task, `task_derivation` = made from a reference
-solution, `imported` = taken from a release without provenance), an episode in the environment with the agent
+Each trajectory comes from one task: its instruction (task source: {_sources()}), an episode in the environment with the agent
 (policy `model` = the model chose every action, `reference` = the reference solution was executed and the model
 wrote the thoughts), a reward from the environment, and the bar a trajectory must reach to be kept.
 
@@ -375,8 +396,15 @@ def render_card(root: Path, manifest: dict[str, Any] | None = None, stats: list[
     ``manifest`` defaults to the dir's own; ``publish`` passes the manifest stamped with the Hub repo. ``stats``
     defaults to the numbers of the dir's data files.
 
-    Example:
-        >>> render_card(Path("out")).startswith("---")  # doctest: +SKIP
+    Example (a dir made from the THUDM sample shipped with the package; ``import_thudm`` wrote its card too):
+        >>> from importlib import resources
+        >>> from agentinstruct.records.thudm import import_thudm
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
+        >>> render_card(Path("out")).splitlines()[:3]
+        ['---', 'configs:', '- config_name: default']
+        >>> render_card(Path("out")) == Path("out/README.md").read_text(encoding="utf-8")
         True
     """
     root = Path(root)

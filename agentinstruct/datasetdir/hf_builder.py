@@ -4,10 +4,20 @@ datasets 5 refuses loading scripts, so this replaces one: instantiate the
 builder directly. The published (scriptless) layout is the dataset dir;
 this class is for users who build locally from journals or hand-made files.
 
-Example:
+Example (a records file made from the THUDM sample shipped with the package; ``cache_dir`` keeps the build local):
+    >>> import json
+    >>> from importlib import resources
+    >>> from pathlib import Path
     >>> from agentinstruct.datasetdir.hf_builder import AgentInstructBuilder
-    >>> b = AgentInstructBuilder(config_name="all", data_files={"os": ["os.jsonl"]})  # doctest: +SKIP
-    >>> b.download_and_prepare(); b.as_dataset(split="os")  # doctest: +SKIP
+    >>> from agentinstruct.records.thudm import from_thudm
+    >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+    >>> row = json.loads(sample.read_text().splitlines()[0])
+    >>> _ = Path("os.jsonl").write_text(json.dumps(from_thudm(row, "os")) + "\\n")
+    >>> b = AgentInstructBuilder(config_name="all", data_files={"os": ["os.jsonl"]}, cache_dir="cache")
+    >>> b.download_and_prepare()
+    >>> ds = b.as_dataset(split="os")
+    >>> ds.num_rows, ds[0]["id"], ds[0]["instruction_source"]
+    (1, 'os_0', 'imported')
 """
 
 from __future__ import annotations
@@ -19,10 +29,10 @@ from typing import Any
 import datasets
 from datasets.builder import Key
 
-from agentinstruct import SPLITS
 from agentinstruct.records.recordio import read_entries
 from agentinstruct.records.schema import features
 from agentinstruct.records.validation import InvalidRecords, check_entries
+from agentinstruct.schemas import SPLITS
 
 
 class AgentInstructBuilder(datasets.GeneratorBasedBuilder):

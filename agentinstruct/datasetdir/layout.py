@@ -8,6 +8,7 @@ Layout::
     DIR/data/{config}/{split}-{hash}.parquet
     DIR/plots/{name}-{hash}.png         the card's pictures (reward and turn distributions)
     DIR/reports/*.json                  filter reports the card shows (dedup, decontamination)
+    DIR/builds/{split}.yaml             each split's resolved build file (every setting it was built with)
 
 Configs: ``default`` holds the kept trajectories of each split (as THUDM
 released them), ``all`` every scored trajectory with its filter decision.
@@ -30,16 +31,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from agentinstruct import SPLITS, __version__
-from agentinstruct.datasetdir.fileutil import atomic_write, atomic_write_text, sha256_file
-from agentinstruct.records.schema import SCHEMA_FILE, features, schema_text, schema_version
-from agentinstruct.records.validation import InvalidRecords, check_records
+from agentinstruct import __version__
+from agentinstruct.datasetdir.fileutil import atomic_write, sha256_file
+from agentinstruct.records.schema import features, schema_version
+from agentinstruct.schemas import SCHEMA_FILE, SPLITS
 
 CONFIGS: tuple[str, ...] = ("default", "all")
 MANIFEST = "manifest.json"
 CARD = "README.md"
 PLOTS = "plots"
 REPORTS = "reports"
+BUILDS = "builds"
 
 
 @dataclass(frozen=True)
@@ -63,16 +65,33 @@ class Asset:
     bytes: int
 
 
-def report_assets(root: Path) -> list[Asset]:
-    """The filter reports in ``DIR/reports`` (written by ``agentinstruct dedup`` and ``decontaminate``).
+SIDE_FILES: tuple[tuple[str, str], ...] = ((BUILDS, "*.yaml"), (REPORTS, "*.json"))
+"""Files other steps leave beside the data, (folder, pattern): the resolved build files (``agentinstruct build``)
+and the filter reports (``agentinstruct dedup`` and ``decontaminate``)."""
 
-    Example:
-        >>> [a.path for a in report_assets(Path("out"))]  # doctest: +SKIP
-        ['reports/decontamination.json', 'reports/dedup.json']
+
+def side_assets(root: Path) -> list[Asset]:
+    """The files other steps left beside the data (``SIDE_FILES``), which the manifest lists and the Hub carries.
+
+    Example (a dir made from the THUDM sample shipped with the package, then deduplicated):
+        >>> from importlib import resources
+        >>> from agentinstruct.records.thudm import import_thudm
+        >>> from agentinstruct.filters.dedup import Deduplicator
+        >>> from agentinstruct.filters.dirfilter import filter_dir
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
+        >>> side_assets(Path("out"))
+        []
+        >>> filter_dir(Path("out"), Deduplicator(), "dedup")
+        {'os': 0, 'db': 0, 'mind2web': 0}
+        >>> [a.path for a in side_assets(Path("out"))]
+        ['reports/dedup.json']
     """
     return [
         Asset(p.relative_to(root).as_posix(), sha256_file(p), p.stat().st_size)
-        for p in sorted((Path(root) / REPORTS).glob("*.json"))
+        for folder, pattern in SIDE_FILES
+        for p in sorted((Path(root) / folder).glob(pattern))
     ]
 
 
@@ -87,8 +106,13 @@ def write_parquet_by_hash(folder: Path, stem: str, table: pa.Table) -> tuple[Pat
     Named by content, a new file never replaces one a card or manifest still points at.
 
     Example:
-        >>> write_parquet_by_hash(Path("out/data/all"), "os", table)  # doctest: +SKIP
-        (PosixPath('out/data/all/os-1f2e3d4c5b6a.parquet'), '1f2e3d4c5b6a...')
+        >>> path, digest = write_parquet_by_hash(Path("out/data/all"), "os", pa.table({"id": ["os_0", "os_1"]}))
+        >>> path
+        PosixPath('out/data/all/os-....parquet')
+        >>> path.name == f"os-{digest[:12]}.parquet", len(digest)
+        (True, 64)
+        >>> write_parquet_by_hash(Path("out/data/all"), "os", pa.table({"id": ["os_0", "os_1"]}))[0] == path
+        True
     """
     staging = Path(folder) / f".{stem}.staging.parquet"
     atomic_write(staging, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
@@ -98,7 +122,8 @@ def write_parquet_by_hash(folder: Path, stem: str, table: pa.Table) -> tuple[Pat
     return final, digest
 
 
-def _write_parquet(root: Path, config: str, split: str, records: list[dict[str, Any]]) -> DataFile:
+def write_data_file(root: Path, config: str, split: str, records: list[dict[str, Any]]) -> DataFile:
+    """Write one config/split's records as a content-addressed Parquet file of the dir; its ``DataFile``."""
     table = pa.Table.from_pylist(records, schema=arrow_schema())
     final, digest = write_parquet_by_hash(root / "data" / config, split, table)
     return DataFile(config, split, final.relative_to(root).as_posix(), len(records), digest, final.stat().st_size)
@@ -108,8 +133,15 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
     """The dir's manifest, or None for a dir never written.
 
     Example:
-        >>> read_manifest(Path("out"))["schema_version"]  # doctest: +SKIP
-        '1.0.0'
+        >>> from importlib import resources
+        >>> from agentinstruct.records.thudm import import_thudm
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
+        >>> read_manifest(Path("out"))["rows"]
+        {'default': {'os': 1, 'db': 1, 'mind2web': 1}, 'all': {'os': 1, 'db': 1, 'mind2web': 1}}
+        >>> read_manifest(Path("never-written")) is None
+        True
     """
     path = Path(root) / MANIFEST
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
@@ -119,8 +151,14 @@ def data_files(root: Path) -> list[DataFile]:
     """The data files the manifest commits to, in config then split order.
 
     Example:
-        >>> [f.path for f in data_files(Path("out"))]  # doctest: +SKIP
-        ['data/default/os-1f2e3d4c5b6a.parquet', 'data/all/os-0a1b2c3d4e5f.parquet']
+        >>> from importlib import resources
+        >>> from agentinstruct.records.thudm import import_thudm
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
+        >>> [f.path for f in data_files(Path("out"))]
+        ['data/default/os-....parquet', 'data/default/db-....parquet', 'data/default/mind2web-....parquet',
+         'data/all/os-....parquet', 'data/all/db-....parquet', 'data/all/mind2web-....parquet']
     """
     manifest = read_manifest(Path(root))
     if manifest is None:
@@ -128,7 +166,8 @@ def data_files(root: Path) -> list[DataFile]:
     return [DataFile(**f) for f in manifest["data_files"]]
 
 
-def _ordered(files: Iterable[DataFile]) -> list[DataFile]:
+def ordered(files: Iterable[DataFile]) -> list[DataFile]:
+    """Data files in config, then split order (THUDM's split order)."""
     return sorted(files, key=lambda f: (CONFIGS.index(f.config), SPLITS.index(f.split)))
 
 
@@ -147,7 +186,7 @@ def manifest_for(root: Path, files: list[DataFile], assets: Iterable[Asset] = ()
         "builder_version": __version__,
         "hub_repo": hub_repo,
         "rows": counts,
-        "data_files": [f.__dict__ for f in _ordered(files)],
+        "data_files": [f.__dict__ for f in ordered(files)],
         "schema_file": {"path": SCHEMA_FILE, "sha256": sha256_file(Path(root) / SCHEMA_FILE)},
         "assets": [a.__dict__ for a in assets],
     }
@@ -163,89 +202,19 @@ def manifest_text(manifest: dict[str, Any]) -> str:
     return json.dumps(manifest, indent=2, sort_keys=False) + "\n"
 
 
-def commit(root: Path, files: list[DataFile], hub_repo: str | None = None) -> None:
-    """Write schema, plots, manifest and card for ``files``, then delete data files and plots nothing references.
-
-    ``hub_repo`` None keeps the repo the manifest already names.
-    """
-    # These read the data back through this module.
-    from agentinstruct.datasetdir.card import render_card
-    from agentinstruct.datasetdir.plots import write_plots
-    from agentinstruct.datasetdir.stats import split_stats
-
-    root = Path(root)
-    hub_repo = hub_repo or (read_manifest(root) or {}).get("hub_repo")
-    atomic_write_text(root / SCHEMA_FILE, schema_text())
-    stats = split_stats(root, files)  # read once, for both the plots and the card
-    assets = write_plots(root, files, stats) + report_assets(root)
-    manifest = manifest_for(root, files, assets, hub_repo)
-    atomic_write_text(root / MANIFEST, manifest_text(manifest))
-    atomic_write_text(root / CARD, render_card(root, stats=stats))
-    keep = {f.path for f in files} | {a.path for a in assets}
-    for stale in [*(root / "data").rglob("*.parquet"), *(root / PLOTS).glob("*.png")]:
-        if stale.relative_to(root).as_posix() not in keep:
-            stale.unlink()
-
-
-def refresh(root: Path) -> list[DataFile]:
-    """Re-derive hashes, sizes and row counts of a dir's data files from disk, then rewrite manifest and card.
-
-    This is ``agentinstruct card DIR``: after a crash between manifest and card,
-    or after hand edits, the card and manifest agree with the data again.
-    Without a manifest every ``data/{config}/{split}-*.parquet`` is taken.
-
-    Example:
-        >>> refresh(Path("out"))  # doctest: +SKIP
-    """
-    root = Path(root)
-    paths = [root / f.path for f in data_files(root)] or sorted((root / "data").glob("*/*-*.parquet"))
-    if not paths:
-        raise FileNotFoundError(f"{root}: no data files (expected data/{{config}}/{{split}}-*.parquet)")
-    files = []
-    for path in paths:
-        config, split = path.parent.name, path.name.rsplit("-", 1)[0]
-        if config not in CONFIGS or split not in SPLITS:
-            raise ValueError(f"{path}: not a data file of a known config/split")
-        rows = pq.ParquetFile(path).metadata.num_rows
-        files.append(DataFile(config, split, path.relative_to(root).as_posix(), rows, sha256_file(path), path.stat().st_size))
-    files = _ordered(files)
-    commit(root, files)
-    return files
-
-
-def write_split(root: Path, split: str, records: Iterable[dict[str, Any]]) -> list[DataFile]:
-    """Validate every scored record of one split, then (re)write its ``all`` and ``default`` files.
-
-    Other splits already in the dir are kept. Raises ``InvalidRecords`` listing
-    each bad record before anything is written.
-
-    Example:
-        >>> write_split(Path("out"), "os", records)  # doctest: +SKIP
-        [DataFile(config='all', split='os', ...), DataFile(config='default', split='os', ...)]
-    """
-    root = Path(root)
-    records = list(records)
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    report = check_records(records, source=f"{split} records", split=split)
-    if not report.ok:
-        raise InvalidRecords(report)
-    new = [
-        _write_parquet(root, "all", split, records),
-        _write_parquet(root, "default", split, [r for r in records if r["filter"]["kept"]]),
-    ]
-    others = [f for f in data_files(root) if f.split != split]
-    files = _ordered(others + new)
-    commit(root, files)
-    return new
-
-
 def iter_records(root: Path, config: str = "default", split: str | None = None) -> Iterator[dict[str, Any]]:
     """Records of one config (and optionally one split) of a dataset dir, as dicts.
 
     Example:
-        >>> next(iter_records(Path("out"), "default", "os"))["id"]  # doctest: +SKIP
+        >>> from importlib import resources
+        >>> from agentinstruct.records.thudm import import_thudm
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
+        >>> next(iter_records(Path("out"), "default", "os"))["id"]
         'os_0'
+        >>> [r["id"] for r in iter_records(Path("out"), "all")]
+        ['os_0', 'db_0', 'mind2web_0']
     """
     if config not in CONFIGS:
         raise ValueError(f"unknown config {config!r}; expected one of {', '.join(CONFIGS)}")

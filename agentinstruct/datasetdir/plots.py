@@ -13,8 +13,8 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from agentinstruct.datasetdir.layout import PLOTS, Asset, DataFile
 from agentinstruct.datasetdir.fileutil import atomic_write
+from agentinstruct.datasetdir.layout import PLOTS, Asset, DataFile
 from agentinstruct.datasetdir.stats import SplitStats, split_stats
 
 KEPT, DROPPED = "#2a7ab9", "#e08a3c"
@@ -78,9 +78,17 @@ def write_plots(root: Path, files: list[DataFile], stats: list[SplitStats] | Non
     The reward plot is left out when no record carries a reward (imported rows). ``stats``, when the caller has
     already read them, are the numbers of ``files``.
 
-    Example:
-        >>> [a.path for a in write_plots(Path("out"), data_files(Path("out")))]  # doctest: +SKIP
-        ['plots/rewards-3f2a1b0c9d8e.png', 'plots/turns-0a1b2c3d4e5f.png']
+    Example (three kg episodes of the reference policy, on the embedded graph):
+        >>> import asyncio
+        >>> from agentinstruct.builders.kg.builder import KgBuilder
+        >>> from agentinstruct.collection.collect import build_split
+        >>> from agentinstruct.datasetdir.layout import data_files
+        >>> from agentinstruct.filters.base import FilterPipeline, RewardFilter
+        >>> kg = KgBuilder()
+        >>> outcome = asyncio.run(build_split(kg, kg.load_tasks("embedded"), Path("out"), policy="reference",
+        ...                                   pipeline=FilterPipeline([RewardFilter(1.0)]), limit=3, progress=False))
+        >>> [a.path for a in write_plots(Path("out"), data_files(Path("out")))]
+        ['plots/rewards-....png', 'plots/turns-....png']
     """
     stats = [s for s in (split_stats(root, files) if stats is None else stats) if s.scored]
     if not stats:

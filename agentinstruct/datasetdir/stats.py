@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from agentinstruct import SPLITS
 from agentinstruct.datasetdir.layout import DataFile
+from agentinstruct.schemas import SPLITS
 
 COLUMNS = ["filter", "reward", "num_turns", "instruction_source", "env", "agent", "reward_details"]
 
@@ -80,9 +80,15 @@ def _env_label(env: dict) -> str:
 def split_stats(root: Path, files: Iterable[DataFile]) -> list[SplitStats]:
     """Numbers per split from the ``all`` data files among ``files``, in THUDM's split order.
 
-    Example:
-        >>> [s.split for s in split_stats(Path("out"), data_files(Path("out")))]  # doctest: +SKIP
-        ['os', 'db']
+    Example (a dir made from the THUDM sample shipped with the package):
+        >>> from importlib import resources
+        >>> from agentinstruct.datasetdir.layout import data_files
+        >>> from agentinstruct.records.thudm import import_thudm
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
+        >>> [(s.split, s.scored, s.kept, s.turns_kept) for s in split_stats(Path("out"), data_files(Path("out")))]
+        [('os', 1, 1, [2]), ('db', 1, 1, [2]), ('mind2web', 1, 1, [1])]
     """
     stats: dict[str, SplitStats] = {}
     for f in files:

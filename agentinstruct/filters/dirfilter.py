@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agentinstruct import SPLITS
-from agentinstruct.datasetdir.layout import REPORTS, data_files, iter_records, write_split
-from agentinstruct.filters.base import Filter
 from agentinstruct.datasetdir.fileutil import atomic_write_text
+from agentinstruct.datasetdir.layout import REPORTS, data_files, iter_records
+from agentinstruct.datasetdir.release import write_splits
+from agentinstruct.filters.base import Filter
+from agentinstruct.schemas import SPLITS
 
 
 class BatchFilter(Filter):
@@ -35,7 +36,10 @@ class BatchFilter(Filter):
         """Decisions for ``records`` in order (the default asks ``filter`` one record at a time).
 
         Example:
-            >>> Deduplicator(keys=["instruction"]).decide_all(records)  # doctest: +SKIP
+            >>> from agentinstruct.filters.dedup import Deduplicator
+            >>> records = [{"id": "os_0", "split": "os", "instruction": "Count the files in /tmp."},
+            ...            {"id": "os_1", "split": "os", "instruction": "count the files in /tmp"}]
+            >>> Deduplicator(keys=["instruction"]).decide_all(records)
             [(True, None), (False, 'duplicate: instruction of os_0')]
         """
         return [self(r) for r in records]
@@ -73,9 +77,21 @@ def _merge_report(path: Path, run: dict[str, Any]) -> dict[str, Any]:
 def filter_dir(root: Path, step: BatchFilter, report: str) -> dict[str, int]:
     """Apply ``step`` to the kept records of every split of a dataset dir; returns records dropped per split.
 
-    Example:
-        >>> filter_dir(Path("out"), Deduplicator(), "dedup")  # doctest: +SKIP
-        {'os': 2, 'db': 0}
+    Example (the THUDM sample shipped with the package, plus a copy of its os row as ``os_1``):
+        >>> from importlib import resources
+        >>> from agentinstruct.filters.dedup import Deduplicator
+        >>> from agentinstruct.records.thudm import import_thudm
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> lines = sample.read_text().splitlines()
+        >>> _ = Path("rows.jsonl").write_text("\\n".join(lines + [lines[0].replace('"os_0"', '"os_1"', 1)]))
+        >>> import_thudm("rows.jsonl", Path("out"))
+        {'os': 2, 'db': 1, 'mind2web': 1}
+        >>> filter_dir(Path("out"), Deduplicator(), "dedup")
+        {'os': 1, 'db': 0, 'mind2web': 0}
+        >>> [(r["id"], r["filter"]["reason"]) for r in iter_records(Path("out"), "all", "os")]
+        [('os_0', None), ('os_1', 'duplicate: instruction of os_0')]
+        >>> sorted(p.name for p in Path("out/reports").iterdir())
+        ['dedup.json']
     """
     root = Path(root)
     present = {f.split for f in data_files(root) if f.config == "all"}
@@ -94,8 +110,7 @@ def filter_dir(root: Path, step: BatchFilter, report: str) -> dict[str, int]:
             record["filter"] = {**record["filter"], "bar": _with_bar(record["filter"]["bar"], step.bar)}
     run = {**step.settings(), "checked": len(kept), "found": step.found()}
     path = root / REPORTS / f"{report}.json"
-    # The report first: the commit of the first rewritten split lists it in the manifest and shows it on the card.
+    # The report first: the dir's one commit lists it in the manifest and shows it on the card.
     atomic_write_text(path, json.dumps(_merge_report(path, run), indent=1, ensure_ascii=False) + "\n")
-    for s in splits:
-        write_split(root, s, records[s])
+    write_splits(root, records)
     return {s: dropped[s] for s in splits}

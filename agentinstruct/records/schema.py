@@ -7,21 +7,20 @@ can never drift apart.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
+
+from agentinstruct.schemas import load_schema
 
 # datasets is imported by the functions that build Features: checking records (validate) needs only jsonschema,
 # and importing datasets takes most of a second.
 if TYPE_CHECKING:
     import datasets
 
-SCHEMA_FILE = "trajectory.schema.json"
 
 
 @dataclass(frozen=True)
@@ -33,23 +32,6 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.pointer or '/'}: {self.message}"
-
-
-@lru_cache(maxsize=1)
-def load_schema() -> dict[str, Any]:
-    """Return the trajectory JSON Schema shipped with the package.
-
-    Example:
-        >>> load_schema()["schema_version"]
-        '1.0.0'
-    """
-    text = resources.files("agentinstruct.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
-    return json.loads(text)
-
-
-def schema_text() -> str:
-    """The schema file's exact text, for copying into dataset dirs and Hub repos."""
-    return resources.files("agentinstruct.schemas").joinpath(SCHEMA_FILE).read_text(encoding="utf-8")
 
 
 def schema_version() -> str:

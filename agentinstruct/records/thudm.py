@@ -11,13 +11,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from agentinstruct import SPLITS
-from agentinstruct.datasetdir.layout import iter_records, write_split
 from agentinstruct.datasetdir.fileutil import atomic_write
-from agentinstruct.records.recordio import Entry, read_entries
+from agentinstruct.datasetdir.layout import iter_records
+from agentinstruct.datasetdir.release import write_splits
 from agentinstruct.records.record import imported_agent, make_record
+from agentinstruct.records.recordio import Entry, read_entries
 from agentinstruct.records.schema import Problem
 from agentinstruct.records.validation import InvalidRecords, Report
+from agentinstruct.schemas import SPLITS
 
 THUDM_TURN_KEYS = {"from", "value", "loss"}
 
@@ -36,9 +37,11 @@ def _hub_entries(repo_id: str, split: str | None) -> Iterator[Entry]:
 def thudm_entries(src: str, split: str | None = None) -> Iterator[Entry]:
     """THUDM-shaped rows from a JSON/JSONL/Parquet file, a folder of them, or a Hub dataset id.
 
-    Example:
-        >>> next(thudm_entries("os.jsonl")).record["id"]  # doctest: +SKIP
-        'os_0'
+    Example (the sample of the THUDM release shipped with the package):
+        >>> from importlib import resources
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> [e.record["id"] for e in thudm_entries(str(sample))]
+        ['os_0', 'db_0', 'mind2web_0']
     """
     path = Path(src)
     if path.exists():
@@ -135,8 +138,10 @@ def import_thudm(src: str, out: Path, split: str | None = None, created_at: str 
     """Convert THUDM rows into a dataset dir; returns rows per split. Nothing is written if any row is bad.
 
     Example:
-        >>> import_thudm("AgentInstruct/os.jsonl", Path("out"))  # doctest: +SKIP
-        {'os': 195}
+        >>> from importlib import resources
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
     """
     if split is not None and split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -156,8 +161,7 @@ def import_thudm(src: str, out: Path, split: str | None = None, created_at: str 
         raise InvalidRecords(report)
     if not by_split:
         raise ValueError(f"{src}: no rows found")
-    for name, records in by_split.items():
-        write_split(out, name, records)
+    write_splits(out, by_split)  # one commit of the dir for every split imported
     return {name: len(records) for name, records in by_split.items()}
 
 
@@ -165,8 +169,14 @@ def export_thudm(root: Path, out: Path, split: str | None = None, config: str = 
     """Write a dataset dir's rows in THUDM's shape to ``out`` (.json, .jsonl or .parquet); returns the row count.
 
     Example:
-        >>> export_thudm(Path("out"), Path("os.jsonl"), split="os")  # doctest: +SKIP
-        195
+        >>> from importlib import resources
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
+        >>> export_thudm(Path("out"), Path("os.jsonl"), split="os")
+        1
+        >>> Path("os.jsonl").read_text().startswith('{"id": "os_0", "conversations": [{"from": "human"')
+        True
     """
     rows = [to_thudm(r) for r in iter_records(root, config, split)]
     if out.suffix == ".jsonl":

@@ -12,12 +12,12 @@ from conftest import AGENTBENCH
 from kill_harness import kill_at, run_cli
 from openai_stub import OpenAIStub
 
-from agentinstruct.builders.db.builder import DbBuilder
 from agentinstruct.builders.db.backends import MariadbBackend
+from agentinstruct.builders.db.builder import DbBuilder
 from agentinstruct.cli import main
-from agentinstruct.datasetdir.layout import iter_records
 from agentinstruct.collection.journal import journal_path
 from agentinstruct.collection.runner import THOUGHT_PROMPT
+from agentinstruct.datasetdir.layout import iter_records
 from agentinstruct.records.validation import validate_paths
 
 DEV = AGENTBENCH / "dbbench" / "dev.jsonl"

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from agentinstruct.builders.base import Action, FormatError
-from agentinstruct.builders.db.builder import DbBuilder
 from agentinstruct.builders.db.backends import MariadbBackend, SqliteBackend
-from agentinstruct.builders.db.tasks import TaskFileError
+from agentinstruct.builders.db.builder import DbBuilder
+from agentinstruct.builders.taskfile import TaskFileError
 from agentinstruct.cli import main
 from agentinstruct.datasetdir.layout import iter_records
 
@@ -78,26 +79,27 @@ def bad(**change) -> dict:
     return entry
 
 
-@pytest.mark.parametrize("entry, message", [
-    (bad(description=None), ":2: field 'description' is missing"),
-    (bad(label="2"), ":2: field 'label' must be list"),
-    (bad(type=[]), ":2: field 'type' must name the task type"),
-    (bad(table={"table_name": "t"}), ":2: table: field 'table_info' is missing"),
+@pytest.mark.parametrize("entry, field, problem", [
+    (bad(description=None), "description", "missing"),
+    (bad(label="2"), "label", "must be list, got str"),
+    (bad(type=[]), "type", "must name the task type"),
+    (bad(table={"table_name": "t"}), "table.table_info", "missing"),
     (bad(table={"table_name": "t", "table_info": {"columns": [{"name": "a"}], "rows": [["x", "y"]]}}),
-     ":2: table.table_info.rows[0]: must be a list of 1 values"),
-    (bad(table={"table_name": "t", "table_info": {"columns": [{"name": "a"}], "rows": [[{"x": 1}]]}}),
-     "rows[0]: values must be strings, numbers or null"),
-    (bad(type=["INSERT"], label=[]), ":2: field 'label' of a INSERT task must hold the reference statement"),
-    (bad(type=["UPDATE"], label=["UPDATE t SET a = 1"], answer_md5="nope"), "field 'answer_md5' holds no md5"),
-    (bad(sql="SELECT 1"), "field 'sql' must be an object with a string 'query'"),
-    (bad(instruction_source="imported"), "field 'instruction_source' must be one of"),
+     "table.table_info.rows[0]", "must be a list of 1 values"),
+    (bad(table=[GOOD["table"], {"table_name": "u", "table_info": {"columns": [{"name": "a"}], "rows": [[{"x": 1}]]}}]),
+     "table[1].table_info.rows[0]", "values must be strings, numbers or null"),
+    (bad(type=["INSERT"], label=[]), "label", "must hold the reference statement of this INSERT task"),
+    (bad(type=["UPDATE"], label=["UPDATE t SET a = 1"], answer_md5="nope"), "answer_md5", "holds no md5"),
+    (bad(sql="SELECT 1"), "sql", "must be an object with a string 'query'"),
+    (bad(instruction_source="imported"), "instruction_source", "'imported' is not one of"),
 ])
-def test_bad_task_files_name_file_line_and_field(tmp_path, entry, message):
+def test_bad_task_files_name_file_line_and_field(tmp_path, entry, field, problem):
     path = tmp_path / "tasks.jsonl"
     path.write_text(json.dumps(GOOD) + "\n" + json.dumps(entry) + "\n")
-    with pytest.raises(TaskFileError) as info:
+    where = rf"tasks.jsonl:2: task 1: {re.escape(field)}: {re.escape(problem)}"
+    with pytest.raises(TaskFileError, match=where) as info:
         B.load_tasks(str(path))
-    assert str(path) in str(info.value) and message in str(info.value)
+    assert (info.value.path, info.value.line, info.value.index, info.value.field) == (str(path), 2, 1, field)
 
 
 def test_bad_task_file_through_the_cli_is_one_clear_line(tmp_path, capsys):
@@ -189,13 +191,26 @@ def test_text2sql_errors_name_the_item(tmp_path):
     path = make_text2sql(tmp_path, "spider")
     items = json.loads(path.read_text())
     items[2]["db_id"] = "missing"
-    path.write_text(json.dumps(items))
-    with pytest.raises(TaskFileError, match=r"dev.json: item 2: field 'db_id': database file .*missing.sqlite"):
+    path.write_text(json.dumps(items, indent=1))
+    line = [n for n, text in enumerate(path.read_text().splitlines(), 1) if text == " {"][2]  # where item 2 starts
+    where = rf"dev.json:{line}: task 2: db_id: database file .*missing.sqlite not found"
+    with pytest.raises(TaskFileError, match=where) as info:
         B.load_tasks(str(path))
+    assert (info.value.path, info.value.line, info.value.index, info.value.field) == (str(path), line, 2, "db_id")
     items[2] = {"db_id": "zoo", "question": "Q"}
-    path.write_text(json.dumps(items))
-    with pytest.raises(TaskFileError, match="item 2: field 'query' \\(Spider\\) or 'SQL' \\(BIRD\\)"):
+    path.write_text(json.dumps(items, indent=1))
+    with pytest.raises(TaskFileError, match=rf"dev.json:{line}: task 2: query: .*Spider's 'query', BIRD's 'SQL'"):
         B.load_tasks(str(path))
+
+
+def test_text2sql_without_databases_is_a_file_error(tmp_path):
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps([{"db_id": "zoo", "question": "Q", "query": "SELECT 1"}]))
+    with pytest.raises(TaskFileError, match="dev.json: no database folder found beside it") as info:
+        B.load_tasks(str(path))
+    assert (info.value.path, info.value.line, info.value.index, info.value.field) == (str(path), None, None, None)
+    with pytest.raises(TaskFileError, match=r"dev.json: --databases .*nowhere: no such folder"):
+        DbBuilder(databases=tmp_path / "nowhere").load_tasks(str(path))
 
 
 def test_same_rows_same_hash_on_both_backends_for_odd_values(mariadb):

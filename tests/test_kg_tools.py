@@ -15,6 +15,7 @@ from agentinstruct.builders.kg.sexpr import SExprError, iri, parse, select_query
 from agentinstruct.builders.kg.store import EMBEDDED_GRAPH, OxigraphBackend, QueryError
 from agentinstruct.builders.kg.tasks import EMBEDDED_QUESTIONS, derive_actions, load_questions, reverse_relation
 from agentinstruct.builders.kg.tools import TOOLS, KGSession, split_arguments
+from agentinstruct.builders.taskfile import TaskFileError
 
 STORE = OxigraphBackend.embedded()
 BUILDER = KgBuilder(STORE)
@@ -250,8 +251,8 @@ def test_agentbench_dev_questions_load_translate_and_give_named_reference_action
     checks that they load, that every S-expression parses and compiles to SPARQL that a SPARQL engine accepts, and
     that their AgentBench action lists become actions with the entity names the agent sees."""
     path = agentbench / "knowledgegraph" / "dev.json"
-    tasks = load_questions(path)
-    assert len(tasks) == 20
+    tasks = load_questions(path, "train_split")
+    assert len(tasks) == 20 and {t.source for t in tasks} == {"train_split"}
     for task in tasks:
         expr = parse(task.payload["s_expression"])
         query = select_query(expr, 1000)
@@ -269,24 +270,39 @@ def test_agentbench_dev_questions_load_translate_and_give_named_reference_action
     assert tasks[4].payload["answer"] == ["1"]  # a COUNT question's gold value
 
 
-def test_question_files_with_bad_fields_are_refused_with_file_entry_and_field(tmp_path):
+def test_embedded_questions_are_the_packages_and_a_users_file_is_a_benchmarks(tmp_path):
+    assert {t.source for t in TASKS} == {"package"}
+    path = tmp_path / "q.json"
+    path.write_text(EMBEDDED_QUESTIONS.read_text())
+    assert {t.source for t in BUILDER.load_tasks(str(path))} == {"train_split"}
+
+
+def test_question_files_with_bad_fields_are_refused_with_file_line_and_field(tmp_path):
     good = json.loads(EMBEDDED_QUESTIONS.read_text())[0]
-    for change, message in [
-        ({"question": ""}, "field 'question'"),
-        ({"entities": ["x"]}, "field 'entities'"),
-        ({"answer": []}, "field 'answer'"),
-        ({"s_expression": None, "actions": None}, "needs 's_expression' or 'actions'"),
-        ({"actions": "get_relations(m.1)"}, "field 'actions'"),
+    path = tmp_path / "q.json"
+
+    def second_starts() -> int:  # the line where question 1 starts (json.dumps with indent=1 opens it with " {")
+        return [n for n, text in enumerate(path.read_text().splitlines(), 1) if text == " {"][1]
+
+    for change, field, problem in [
+        ({"question": ""}, "question", "must be a non-empty string"),
+        ({"entities": ["x"]}, "entities", "must be an object of entity name -> Freebase id"),
+        ({"answer": []}, "answer", "must be a non-empty list"),
+        ({"s_expression": None, "actions": None}, None, "needs 's_expression' or 'actions'"),
+        ({"actions": "get_relations(m.1)"}, "actions", "must be a list of tool calls"),
     ]:
-        path = tmp_path / "q.json"
-        path.write_text(json.dumps([good, {**good, "qid": "second", **change}]))
-        with pytest.raises(ValueError, match=rf"q.json: question 1 \(qid second\): .*{message}"):
-            load_questions(path)
-    path.write_text(json.dumps([good, good]))
-    with pytest.raises(ValueError, match="appears twice"):
-        load_questions(path)
+        path.write_text(json.dumps([good, {**good, "qid": "second", **change}], indent=1))
+        line = second_starts()
+        where = rf"q.json:{line}: task 1: " + (f"{field}: " if field else "") + re.escape(problem)
+        with pytest.raises(TaskFileError, match=where) as info:
+            load_questions(path, "train_split")
+        assert (info.value.path, info.value.line, info.value.index, info.value.field) == (str(path), line, 1, field)
+    path.write_text(json.dumps([good, good], indent=1))
+    with pytest.raises(TaskFileError, match=rf"q.json:{second_starts()}: task 1: qid: '{good['qid']}' appears twice"):
+        load_questions(path, "train_split")
     path.write_text("{")
-    with pytest.raises(ValueError, match="not valid JSON"):
+    with pytest.raises(TaskFileError, match="q.json:1: not valid JSON") as info:
         BUILDER.load_tasks(str(path))
+    assert (info.value.line, info.value.index) == (1, None)
     with pytest.raises(ValueError, match="neither 'embedded' nor a question file"):
         BUILDER.load_tasks(str(tmp_path / "missing.json"))

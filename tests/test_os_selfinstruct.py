@@ -11,10 +11,10 @@ import json
 import pytest
 from openai_stub import OpenAIStub
 
-from agentinstruct.collection.agent import AgentClient
 from agentinstruct.builders.os.builder import NEW_PROBLEM, OsBuilder
 from agentinstruct.builders.os.selfinstruct import STORE, TOPICS, candidate_entry
 from agentinstruct.cli import main
+from agentinstruct.collection.agent import AgentClient
 from agentinstruct.datasetdir.layout import iter_records
 from agentinstruct.records.validation import validate_paths
 

@@ -23,10 +23,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agentinstruct.builders import taskfile
 from agentinstruct.builders.base import Task
 from agentinstruct.builders.db.reward import agentbench_md5, result_values, table_hash
-from agentinstruct.builders.db.tasks import MODIFICATION_TYPES, TaskFileError, load_agentbench, make_task, \
-    parse_agentbench_entry
+from agentinstruct.builders.db.tasks import MODIFICATION_TYPES, load_agentbench, make_task, parse_agentbench_entry
 from agentinstruct.collection.selfinstruct import NearDuplicates, SelfInstructReport, grow
 
 TOPICS = ("sports results", "city populations", "films and directors", "school enrolment", "library books",
@@ -91,8 +91,8 @@ def verify(builder: Any, entry: dict[str, Any]) -> dict[str, Any]:
               "label": [sql.strip()] if modification else ["?"], "sql": {"query": sql.strip()},
               "instruction_source": "self_instruct"}
     try:
-        payload = parse_agentbench_entry(stored, "candidate")
-    except TaskFileError as e:
+        payload = parse_agentbench_entry(taskfile.candidate(stored, "self_instruct"))
+    except taskfile.TaskFileError as e:
         raise ValueError(f"bad shape ({e})") from None
     table = payload["tables"][0]
     if len(payload["tables"]) != 1 or not 3 <= len(table["rows"]) <= 30 or not 2 <= len(table["columns"]) <= 8:
@@ -122,7 +122,7 @@ def _read(out: Path) -> list[dict[str, Any]]:
     if not out.exists():
         return []
     load_agentbench(out)  # a damaged file is reported with its line, not extended
-    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [e.item for e in taskfile.read_task_file(out, "self_instruct")]
 
 
 async def self_instruct(builder: Any, agent: Any, n: int, out: Path, *, seed: int = 0, concurrency: int = 4,
@@ -131,7 +131,7 @@ async def self_instruct(builder: Any, agent: Any, n: int, out: Path, *, seed: in
 
     ``max_requests`` (default ``4 * n``) bounds the model calls of this run.
 
-    Example:
+    Example (needs a model server):
         >>> tasks, report = asyncio.run(self_instruct(DbBuilder(), agent, 50, Path("db-tasks.jsonl")))  # doctest: +SKIP
         >>> print(report)  # doctest: +SKIP
         50 tasks in the file (50 new from 131 requests); rejected: sql fails 40, answer size 25, near-duplicate 16

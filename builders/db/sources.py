@@ -9,13 +9,13 @@ the model writes the thoughts. Gold SQL of these sets is SQLite's dialect: use t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from agentinstruct.builders.base import Task
 from agentinstruct.builders.db.backends import read_sqlite_tables
-from agentinstruct.builders.db.tasks import TaskFileError, make_task, stable_task_id, table_text
+from agentinstruct.builders.db.tasks import make_task, stable_task_id, table_text
+from agentinstruct.builders.taskfile import Entry, TaskFileError, read_task_file
 
 _DATABASE_FOLDERS = ("database", "dev_databases", "train_databases", "test_databases", "databases")
 
@@ -24,8 +24,10 @@ def is_text2sql_file(path: Path) -> bool:
     """Whether ``path`` is a Spider/BIRD question file (a JSON list whose items carry ``db_id``).
 
     Example:
-        >>> is_text2sql_file(Path("dev.jsonl"))  # doctest: +SKIP
-        False
+        >>> _ = Path("dev.json").write_text('[{"db_id": "concert_singer", "question": "How many singers?"}]')
+        >>> _ = Path("dev.jsonl").write_text('{"description": "How many rows are in t?", "label": ["2"]}\\n')
+        >>> is_text2sql_file(Path("dev.json")), is_text2sql_file(Path("dev.jsonl"))
+        (True, False)
     """
     with path.open("rb") as f:
         head = f.read(4096).lstrip()
@@ -35,12 +37,12 @@ def is_text2sql_file(path: Path) -> bool:
 def _database_folder(path: Path, databases: Path | None) -> Path:
     if databases is not None:
         if not databases.is_dir():
-            raise TaskFileError(f"--databases {databases}: no such folder")
+            raise TaskFileError(path, f"--databases {databases}: no such folder")
         return databases
     for name in _DATABASE_FOLDERS:
         if (path.parent / name).is_dir():
             return path.parent / name
-    raise TaskFileError(f"{path}: no database folder found beside it (looked for {', '.join(_DATABASE_FOLDERS)}); "
+    raise TaskFileError(path, f"no database folder found beside it (looked for {', '.join(_DATABASE_FOLDERS)}); "
                         "name it with --databases DIR")
 
 
@@ -49,46 +51,58 @@ def _schema(sqlite_file: Path) -> list[dict[str, Any]]:
     return [{"name": t["name"], "columns": t["columns"]} for t in read_sqlite_tables(str(sqlite_file))]
 
 
+def _question(entry: Entry) -> tuple[dict[str, Any], str]:
+    """A Spider/BIRD item and its gold SQL, its fields checked."""
+    item = entry.item
+    if not isinstance(item, dict):
+        raise entry.error(None, "must be an object")
+    for key in ("db_id", "question"):
+        if not isinstance(item.get(key), str) or not item[key].strip():
+            raise entry.error(key, "must be a non-empty string")
+    sql = item.get("query", item.get("SQL"))
+    if not isinstance(sql, str) or not sql.strip():
+        raise entry.error("query", "must hold the gold SQL (Spider's 'query', BIRD's 'SQL')")
+    return item, sql
+
+
 def load_text2sql(path: Path, databases: Path | None = None) -> list[Task]:
     """Question tasks (``task_derivation``) from a Spider/BIRD-style JSON file and its SQLite databases.
 
-    Example:
-        >>> tasks = load_text2sql(Path("spider/dev.json"))  # doctest: +SKIP
-        >>> tasks[0].payload["reference"]  # doctest: +SKIP
-        'SELECT count(*) FROM singer'
+    Example (a one-question Spider set: ``dev.json`` and its ``database/<db_id>/<db_id>.sqlite``):
+        >>> import json, sqlite3
+        >>> Path("spider/database/concert_singer").mkdir(parents=True)
+        >>> con = sqlite3.connect("spider/database/concert_singer/concert_singer.sqlite")
+        >>> _ = con.executescript("CREATE TABLE singer (singer_id INTEGER, name TEXT);"
+        ...                       "INSERT INTO singer VALUES (1, 'Joe Sharp');")
+        >>> con.close()
+        >>> _ = Path("spider/dev.json").write_text(json.dumps([{"db_id": "concert_singer",
+        ...     "question": "How many singers do we have?", "query": "SELECT count(*) FROM singer"}]))
+        >>> tasks = load_text2sql(Path("spider/dev.json"))
+        >>> tasks[0].task_id, tasks[0].source, tasks[0].payload["reference"]
+        ('db-dev-00000-...', 'task_derivation', 'SELECT count(*) FROM singer')
+        >>> print(tasks[0].instruction)
+        How many singers do we have?
+        The name of this table is singer, and the headers of this table are singer_id,name.
     """
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise TaskFileError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(entries, list):
-        raise TaskFileError(f"{path}: expected a JSON list of questions")
+    entries = read_task_file(path, "task_derivation")
     folder = _database_folder(path, databases)
     schemas: dict[str, list[dict[str, Any]]] = {}
     tasks = []
-    for n, entry in enumerate(entries):
-        where = f"{path}: item {n}"
-        if not isinstance(entry, dict):
-            raise TaskFileError(f"{where}: must be an object")
-        for key in ("db_id", "question"):
-            if not isinstance(entry.get(key), str) or not entry[key].strip():
-                raise TaskFileError(f"{where}: field '{key}' must be a non-empty string")
-        sql = entry.get("query", entry.get("SQL"))
-        if not isinstance(sql, str) or not sql.strip():
-            raise TaskFileError(f"{where}: field 'query' (Spider) or 'SQL' (BIRD) must hold the gold SQL")
-        db_id = entry["db_id"]
+    for entry in entries:
+        item, sql = _question(entry)
+        db_id = item["db_id"]
         sqlite_file = folder / db_id / f"{db_id}.sqlite"
         if db_id not in schemas:
             if not sqlite_file.is_file():
-                raise TaskFileError(f"{where}: field 'db_id': database file {sqlite_file} not found")
+                raise entry.error("db_id", f"database file {sqlite_file} not found")
             schemas[db_id] = _schema(sqlite_file)
-        question = entry["question"].strip()
-        evidence = entry.get("evidence")
+        question = item["question"].strip()
+        evidence = item.get("evidence")
         if isinstance(evidence, str) and evidence.strip():
             question += f"\nHint: {evidence.strip()}"
         payload = {
             "kind": "query",
-            "category": str(entry.get("difficulty") or entry.get("hardness") or "text2sql"),
+            "category": str(item.get("difficulty") or item.get("hardness") or "text2sql"),
             "question": question,
             "tables": None,
             "sqlite_file": str(sqlite_file.resolve()),
@@ -99,5 +113,5 @@ def load_text2sql(path: Path, databases: Path | None = None) -> list[Task]:
         }
         # The id hashes what the task says, not where its database file lies on this machine.
         content = {**payload, "sqlite_file": db_id}
-        tasks.append(make_task(payload, stable_task_id(f"db-{path.stem}", content, n), "task_derivation"))
+        tasks.append(make_task(payload, stable_task_id(f"db-{path.stem}", content, entry.index), entry.source))
     return tasks

@@ -6,7 +6,8 @@ An AgentBench line holds ``description``, ``table`` (``table_name`` and ``table_
 modification task the reference statement), optional ``sql.query`` (a reference query), optional ``answer_md5``
 (AgentBench's MySQL hash of the expected table) and optional ``add_description`` (the sentence describing the
 table). Our own optional field ``instruction_source`` (``self_instruct`` in files self-instruct writes) sets the
-tasks' provenance; other fields are kept out of the payload; the file is never modified.
+tasks' provenance; other fields are kept out of the payload; the file is never modified. Files are read by
+``builders.taskfile``, so a bad field is a ``TaskFileError`` naming the file, line, task and field.
 
 The payload (JSON, journaled with the task) is:
 
@@ -25,14 +26,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agentinstruct.builders.base import TASK_SOURCES, Task
+from agentinstruct.builders.base import Task
 from agentinstruct.builders.db.reward import md5_from_answer_field
+from agentinstruct.builders.taskfile import Entry, read_task_file
 
 MODIFICATION_TYPES = ("INSERT", "UPDATE", "DELETE")
-
-
-class TaskFileError(ValueError):
-    """A task file that cannot be read; the message names the file, the line and the field."""
 
 
 def table_text(tables: list[dict[str, Any]]) -> str:
@@ -51,13 +49,15 @@ def table_text(tables: list[dict[str, Any]]) -> str:
     return "The database has these tables (with their headers): " + "; ".join(parts) + "."
 
 
-def _need(entry: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    if key not in entry:
-        raise TaskFileError(f"{where}: field '{key}' is missing")
-    value = entry[key]
+def _need(entry: Entry, obj: dict[str, Any], key: str, kind: type | tuple[type, ...], at: str = "") -> Any:
+    """``obj[key]`` of type ``kind``; ``obj`` is the task itself, or the object at field ``at`` within it."""
+    field = f"{at}.{key}" if at else key
+    if key not in obj:
+        raise entry.error(field, "missing")
+    value = obj[key]
     if not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-        raise TaskFileError(f"{where}: field '{key}' must be {names}, got {type(value).__name__}")
+        raise entry.error(field, f"must be {names}, got {type(value).__name__}")
     return value
 
 
@@ -84,78 +84,85 @@ def usable_names(names: list[str], fallback: str) -> list[str]:
     return out
 
 
-def _table(raw: Any, where: str) -> dict[str, Any]:
+def _table(entry: Entry, raw: Any, at: str) -> dict[str, Any]:
+    """The table at field ``at`` (``table`` or ``table[i]``), with names every backend accepts."""
     if not isinstance(raw, dict):
-        raise TaskFileError(f"{where}: must be an object with table_name and table_info")
-    name = _need(raw, "table_name", str, where)
-    info = _need(raw, "table_info", dict, where)
-    columns = _need(info, "columns", list, f"{where}.table_info")
+        raise entry.error(at, "must be an object with table_name and table_info")
+    name = _need(entry, raw, "table_name", str, at)
+    info = _need(entry, raw, "table_info", dict, at)
+    columns = _need(entry, info, "columns", list, f"{at}.table_info")
     cols = []
     for i, col in enumerate(columns):
-        here = f"{where}.table_info.columns[{i}]"
+        here = f"{at}.table_info.columns[{i}]"
         if not isinstance(col, dict):
-            raise TaskFileError(f"{here}: must be an object with name and type")
-        cols.append({"name": _need(col, "name", str, here), "type": str(col.get("type") or "TEXT")})
+            raise entry.error(here, "must be an object with name and type")
+        cols.append({"name": _need(entry, col, "name", str, here), "type": str(col.get("type") or "TEXT")})
     for col, fixed in zip(cols, usable_names([c["name"] for c in cols], "column")):
         col["name"] = fixed
     name = usable_names([name], "table")[0]
     if not cols:
-        raise TaskFileError(f"{where}.table_info.columns: a table needs at least one column")
-    rows = _need(info, "rows", list, f"{where}.table_info")
+        raise entry.error(f"{at}.table_info.columns", "a table needs at least one column")
+    rows = _need(entry, info, "rows", list, f"{at}.table_info")
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(cols):
-            raise TaskFileError(f"{where}.table_info.rows[{i}]: must be a list of {len(cols)} values")
+            raise entry.error(f"{at}.table_info.rows[{i}]", f"must be a list of {len(cols)} values")
         for value in row:
             if value is not None and not isinstance(value, (str, int, float)):
-                raise TaskFileError(f"{where}.table_info.rows[{i}]: values must be strings, numbers or null")
+                raise entry.error(f"{at}.table_info.rows[{i}]", "values must be strings, numbers or null")
     return {"name": name, "columns": cols, "rows": rows}
 
 
-def parse_agentbench_entry(entry: Any, where: str) -> dict[str, Any]:
-    """The payload of one AgentBench DB task; ``where`` (file:line) prefixes every error.
+def parse_agentbench_entry(entry: Entry) -> dict[str, Any]:
+    """The payload of one AgentBench DB task; a ``TaskFileError`` names the entry and the field.
 
     Example:
-        >>> p = parse_agentbench_entry({"description": "How many?", "label": ["2"], "type": ["counting"],
-        ...     "table": {"table_name": "t", "table_info": {"columns": [{"name": "a", "type": "TEXT"}],
-        ...     "rows": [["x"], ["y"]]}}}, "f.jsonl:1")
+        >>> from agentinstruct.builders.taskfile import candidate
+        >>> task = {"description": "How many?", "label": ["2"], "type": ["counting"], "table": {"table_name": "t",
+        ...         "table_info": {"columns": [{"name": "a", "type": "TEXT"}], "rows": [["x"], ["y"]]}}}
+        >>> p = parse_agentbench_entry(candidate(task, "self_instruct"))
         >>> p["kind"], p["label"], p["reference"]
         ('query', ['2'], None)
+        >>> parse_agentbench_entry(candidate({**task, "label": "2"}, "self_instruct"))
+        Traceback (most recent call last):
+        ...
+        agentinstruct.builders.taskfile.TaskFileError: candidate: task 0: label: must be list, got str
     """
-    if not isinstance(entry, dict):
-        raise TaskFileError(f"{where}: a task must be a JSON object")
-    question = _need(entry, "description", str, where)
-    types = _need(entry, "type", (list, str), where)
+    item = entry.item
+    if not isinstance(item, dict):
+        raise entry.error(None, "a task must be a JSON object")
+    question = _need(entry, item, "description", str)
+    types = _need(entry, item, "type", (list, str))
     category = types if isinstance(types, str) else (types[0] if types else "")
     if not isinstance(category, str) or not category:
-        raise TaskFileError(f"{where}: field 'type' must name the task type, e.g. [\"counting\"] or [\"INSERT\"]")
-    raw_tables = _need(entry, "table", (dict, list), where)
+        raise entry.error("type", 'must name the task type, e.g. ["counting"] or ["INSERT"]')
+    raw_tables = _need(entry, item, "table", (dict, list))
     raw_list = raw_tables if isinstance(raw_tables, list) else [raw_tables]
-    tables = [_table(t, f"{where}: table" + (f"[{i}]" if isinstance(raw_tables, list) else ""))
+    tables = [_table(entry, t, f"table[{i}]" if isinstance(raw_tables, list) else "table")
               for i, t in enumerate(raw_list)]
     if not tables:
-        raise TaskFileError(f"{where}: field 'table' holds no table")
+        raise entry.error("table", "holds no table")
     names = [t["name"] for t in tables]
     if len({n.lower() for n in names}) != len(names):
-        raise TaskFileError(f"{where}: field 'table' names a table twice")
+        raise entry.error("table", "names a table twice")
     renamed = any(
         t["name"] != r.get("table_name") or [c["name"] for c in t["columns"]]
         != [c.get("name") for c in r["table_info"]["columns"]] for t, r in zip(tables, raw_list))
-    label = _need(entry, "label", list, where)
+    label = _need(entry, item, "label", list)
     answer_md5 = None
     if category.upper() in MODIFICATION_TYPES:
         kind = "modification"
         if not label or not isinstance(label[0], str) or not label[0].strip():
-            raise TaskFileError(f"{where}: field 'label' of a {category} task must hold the reference statement")
+            raise entry.error("label", f"must hold the reference statement of this {category} task")
         reference, expected = label[0].strip(), None
-        if "answer_md5" in entry:
-            answer_md5 = md5_from_answer_field(str(entry["answer_md5"]))
+        if "answer_md5" in item:
+            answer_md5 = md5_from_answer_field(str(item["answer_md5"]))
             if answer_md5 is None:
-                raise TaskFileError(f"{where}: field 'answer_md5' holds no md5 hex digest")
+                raise entry.error("answer_md5", "holds no md5 hex digest")
     else:
         kind = "query"
-        sql = entry.get("sql")
+        sql = item.get("sql")
         if sql is not None and not (isinstance(sql, dict) and isinstance(sql.get("query"), str)):
-            raise TaskFileError(f"{where}: field 'sql' must be an object with a string 'query'")
+            raise entry.error("sql", "must be an object with a string 'query'")
         reference = sql["query"].strip() if sql else None
         expected = label
     return {
@@ -168,7 +175,7 @@ def parse_agentbench_entry(entry: Any, where: str) -> dict[str, Any]:
         "reference": reference,
         "answer_md5": answer_md5,
         # AgentBench's own sentence, unless a name had to change (then the sentence would name a missing column).
-        "table_text": (entry.get("add_description") if renamed is False else None) or table_text(tables),
+        "table_text": (item.get("add_description") if renamed is False else None) or table_text(tables),
     }
 
 
@@ -196,33 +203,22 @@ def make_task(payload: dict[str, Any], task_id: str, source: str) -> Task:
 
 
 def load_agentbench(path: Path, source: str = "train_split") -> list[Task]:
-    """Tasks from an AgentBench DB file: JSON lines, or one JSON list; in file order.
+    """Tasks from an AgentBench DB file (JSON lines, or one JSON list), in file order; each task's source is
+    ``source`` unless its line names one (self-instruct marks its lines, so they keep that provenance).
 
-    Example:
-        >>> tasks = load_agentbench(Path("dev.jsonl"))  # doctest: +SKIP
+    Example (a one-task file in AgentBench's dev.jsonl shape):
+        >>> task = {"description": "How many rows are in t?", "label": ["2"], "type": ["counting"], "table": {
+        ...     "table_name": "t", "table_info": {"columns": [{"name": "a", "type": "TEXT"}], "rows": [["x"], ["y"]]}}}
+        >>> _ = Path("dev.jsonl").write_text(json.dumps(task) + "\\n")
+        >>> tasks = load_agentbench(Path("dev.jsonl"))
+        >>> tasks[0].task_id, tasks[0].source, tasks[0].payload["label"]
+        ('db-dev-00000-...', 'train_split', ['2'])
+        >>> print(tasks[0].instruction)
+        How many rows are in t?
+        The name of this table is t, and the headers of this table are a.
     """
-    text = path.read_text(encoding="utf-8")
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            entries = [(f"{path}: item {i}", e) for i, e in enumerate(json.loads(text))]
-        except json.JSONDecodeError as e:
-            raise TaskFileError(f"{path}: not valid JSON ({e})") from None
-    else:
-        entries = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                entries.append((f"{path}:{n}", json.loads(line)))
-            except json.JSONDecodeError as e:
-                raise TaskFileError(f"{path}:{n}: not valid JSON ({e})") from None
     tasks = []
-    for n, (where, entry) in enumerate(entries):
-        payload = parse_agentbench_entry(entry, where)
-        # Files written by self-instruct mark their lines, so their tasks keep that provenance.
-        origin = entry.get("instruction_source", source)
-        if origin not in TASK_SOURCES:
-            raise TaskFileError(f"{where}: field 'instruction_source' must be one of {', '.join(TASK_SOURCES)}")
-        tasks.append(make_task(payload, stable_task_id(f"db-{path.stem}", payload, n), origin))
+    for entry in read_task_file(path, source):
+        payload = parse_agentbench_entry(entry)
+        tasks.append(make_task(payload, stable_task_id(f"db-{path.stem}", payload, entry.index), entry.source))
     return tasks

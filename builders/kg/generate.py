@@ -187,7 +187,7 @@ def _question(backend: SparqlBackend, g: _Graph, pattern: str, expr: Expr, text:
 
 def _check_tools_agree(backend: SparqlBackend, item: dict) -> None:
     """Run the derived tool calls; they must give the S-expression's answer (else the graph's types are off)."""
-    task = Task(item["qid"], item["question"], "train_split",
+    task = Task(item["qid"], item["question"], "package",
                 {"entities": item["entities"], "actions": item["actions"], "s_expression": item["s_expression"]})
     session = KGSession(backend, item["entities"])
     *calls, final = reference_actions(task, backend)

@@ -3,7 +3,9 @@
 A question file is a JSON list in AgentBench's ``knowledgegraph/dev.json`` shape: ``qid``, ``question``,
 ``entities`` (name -> Freebase id, the names the agent may pass to the tools), ``s_expression``, ``answer`` (a list
 of ``{"answer_type", "answer_argument", "entity_name"}``) and optionally ``actions`` (the tool calls, ids in place
-of names, as AgentBench lists them). The embedded questions use the same shape.
+of names, as AgentBench lists them). The embedded questions use the same shape. Files are read by
+``builders.taskfile`` (so a JSON Lines file of questions works too), and a bad field is a ``TaskFileError`` naming
+the file, line, question and field.
 
 Task derivation (``--policy reference``) turns a question into the tool calls that answer it: its ``actions`` when
 the file has them, else calls derived from the S-expression, innermost first, as AgentBench's own lists go:
@@ -14,12 +16,12 @@ in an AND is left to the relation's expected type, which is how the tools type t
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from agentinstruct.builders.base import Action, Task
+from agentinstruct.builders.taskfile import Entry, read_task_file
 
 from .sexpr import Expr, SExprError, iri, parse
 from .store import SparqlBackend
@@ -37,58 +39,50 @@ class DerivationError(ValueError):
     """An S-expression that the seven tools cannot express (e.g. a relation without a reverse relation)."""
 
 
-def load_questions(path: Path) -> list[Task]:
-    """Tasks from a question file, in file order; a bad entry is a ValueError naming the file, entry and field.
+def load_questions(path: Path, source: str) -> list[Task]:
+    """Tasks from a question file, in file order, of instruction source ``source`` (``package`` for the embedded
+    questions, ``train_split`` for a benchmark's); a bad entry is a ``TaskFileError`` naming file, line and field.
 
-    >>> tasks = load_questions(EMBEDDED_QUESTIONS)
-    >>> tasks[0].payload["s_expression"].startswith("(")
-    True
+    >>> tasks = load_questions(EMBEDDED_QUESTIONS, "package")
+    >>> tasks[0].payload["s_expression"].startswith("("), tasks[0].source
+    (True, 'package')
     """
-    try:
-        items = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON: {e}") from None
-    if not isinstance(items, list):
-        raise ValueError(f"{path}: expected a JSON list of questions (AgentBench knowledgegraph/dev.json shape)")
     tasks: list[Task] = []
     seen: set[str] = set()
-    for i, item in enumerate(items):
-        task = _task(path, i, item)
-        if task.task_id in seen:
-            raise ValueError(f"{path}: question {i}: qid {task.task_id!r} appears twice")
+    for entry in read_task_file(path, source):
+        task = _task(entry)
+        if task.task_id in seen:  # ids key the journal: a repeated one would make two questions one episode
+            raise entry.error("qid", f"{task.task_id!r} appears twice")
         seen.add(task.task_id)
         tasks.append(task)
     return tasks
 
 
-def _task(path: Path, i: int, item: Any) -> Task:
-    where = f"{path}: question {i}"
+def _task(entry: Entry) -> Task:
+    item = entry.item
     if not isinstance(item, dict):
-        raise ValueError(f"{where}: expected an object, got {type(item).__name__}")
-    qid = item.get("qid", f"{Path(path).stem}-{i}")
-    where = f"{path}: question {i} (qid {qid})"
+        raise entry.error(None, f"expected an object, got {type(item).__name__}")
+    qid = item.get("qid", f"{entry.path.stem}-{entry.index}")
     question = item.get("question")
     if not isinstance(question, str) or not question.strip():
-        raise ValueError(f"{where}: field 'question' must be a non-empty string")
+        raise entry.error("question", "must be a non-empty string")
     entities = item.get("entities", {})
     if not isinstance(entities, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                  for k, v in entities.items()):
-        raise ValueError(f"{where}: field 'entities' must be an object of entity name -> Freebase id")
+        raise entry.error("entities", "must be an object of entity name -> Freebase id")
     answer = item.get("answer")
     if not isinstance(answer, list) or not answer or not all(
         isinstance(a, dict) and isinstance(a.get("answer_argument"), (str, int, float)) for a in answer
     ):
-        raise ValueError(f"{where}: field 'answer' must be a non-empty list of objects with 'answer_argument'")
+        raise entry.error("answer", "must be a non-empty list of objects with 'answer_argument'")
     sexpr = item.get("s_expression")
     actions = item.get("actions")
     if sexpr is not None and not isinstance(sexpr, str):
-        raise ValueError(f"{where}: field 's_expression' must be a string")
+        raise entry.error("s_expression", "must be a string")
     if actions is not None and not (isinstance(actions, list) and all(isinstance(a, str) for a in actions)):
-        raise ValueError(f"{where}: field 'actions' must be a list of tool calls like 'get_relations(m.0abc)'")
+        raise entry.error("actions", "must be a list of tool calls like 'get_relations(m.0abc)'")
     if sexpr is None and not actions:
-        raise ValueError(f"{where}: needs 's_expression' or 'actions' (the reference solution)")
+        raise entry.error(None, "needs 's_expression' or 'actions' (the reference solution)")
     payload = {
         "question": question.strip(),
         "entities": entities,
@@ -97,7 +91,7 @@ def _task(path: Path, i: int, item: Any) -> Task:
         "s_expression": sexpr,
         "actions": actions,
     }
-    return Task(task_id=str(qid), instruction=question.strip(), source="train_split", payload=payload)
+    return Task(task_id=str(qid), instruction=question.strip(), source=entry.source, payload=payload)
 
 
 def reverse_relation(backend: SparqlBackend, relation: str) -> str | None:

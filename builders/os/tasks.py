@@ -1,4 +1,4 @@
-"""AgentBench OS task files: reading them (one object or a list, JSON or JSON lines) into ``Task``s.
+"""AgentBench OS task files: their tasks (read by ``builders.taskfile``) parsed into ``Task``s.
 
 The format is AgentBench's ``os_interaction`` JSON, read as AgentBench reads it:
 
@@ -18,44 +18,44 @@ with PATH relative to the scripts folder (``--scripts``; AgentBench pairs ``data
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
-from agentinstruct.builders.base import TASK_SOURCES, Task
+from agentinstruct.builders.base import Task
+from agentinstruct.builders.taskfile import Entry, read_task_file
 
+DATA = Path(__file__).parent / "data"
+"""The embedded tasks (tasks.json), the checkers they and self-instructed tasks use (check/), the Dockerfile."""
+EMBEDDED = "embedded"
 LANGUAGES = ("bash", "python")
 Script = list[str]  # [language, code]
 
 
-class TaskFormatError(ValueError):
-    """A task file that does not follow the AgentBench OS format; the message names file, task and field."""
-
-
 class _Reader:
-    def __init__(self, path: Path, scripts: Path, index: int):
-        self.path, self.scripts, self.index = path, scripts, index
+    """Reads one entry's AgentBench OS fields; every error names the entry's file, line, task and field."""
 
-    def fail(self, field: str, problem: str) -> TaskFormatError:
-        return TaskFormatError(f"{self.path}: task {self.index}: {field}: {problem}")
+    def __init__(self, entry: Entry, scripts: Path):
+        self.entry, self.scripts = entry, scripts
 
     def script(self, obj: Any, field: str) -> Script:
         if isinstance(obj, str):
             return ["bash", obj]
         if not isinstance(obj, dict):
-            raise self.fail(field, f"expected a script (a string or an object with code or file), got {obj!r:.80}")
+            raise self.entry.error(field, "expected a script (a string or an object with code or file), "
+                                   f"got {obj!r:.80}")
         language = obj.get("language", "bash")
         if language not in LANGUAGES:
-            raise self.fail(f"{field}.language", f"{language!r} is not supported (supported: {', '.join(LANGUAGES)})")
+            raise self.entry.error(f"{field}.language",
+                                   f"{language!r} is not supported (supported: {', '.join(LANGUAGES)})")
         if isinstance(obj.get("code"), str) and "file" not in obj:
             return [language, obj["code"]]
         if isinstance(obj.get("file"), str):
             path = self.scripts / obj["file"]
             if not path.is_file():
-                raise self.fail(f"{field}.file", f"{path} not found (point --scripts at the folder that holds "
-                                f"{obj['file']!r}; AgentBench pairs data/dev.json with scripts/dev/)")
+                raise self.entry.error(f"{field}.file", f"{path} not found (point --scripts at the folder that "
+                                       f"holds {obj['file']!r}; AgentBench pairs data/dev.json with scripts/dev/)")
             return [language, path.read_text(encoding="utf-8")]
-        raise self.fail(field, "a script object needs a string 'code' or 'file'")
+        raise self.entry.error(field, "a script object needs a string 'code' or 'file'")
 
     def scripts_list(self, obj: Any, field: str, *, allow_null: bool) -> list[Script | None]:
         items = obj if isinstance(obj, list) else [obj]
@@ -63,22 +63,23 @@ class _Reader:
         for i, item in enumerate(items):
             if item is None:
                 if not allow_null:
-                    raise self.fail(f"{field}[{i}]", "null is only allowed in evaluation.check")
+                    raise self.entry.error(f"{field}[{i}]", "null is only allowed in evaluation.check")
                 out.append(None)
             else:
                 out.append(self.script(item, f"{field}[{i}]" if isinstance(obj, list) else field))
         return out
 
-    def payload(self, item: Any) -> dict[str, Any]:
+    def payload(self) -> dict[str, Any]:
+        item = self.entry.item
         if not isinstance(item, dict):
-            raise self.fail("", f"expected a task object, got {type(item).__name__}")
+            raise self.entry.error(None, f"expected a task object, got {type(item).__name__}")
         if not isinstance(item.get("description"), str) or not item["description"].strip():
-            raise self.fail("description", "missing or not a non-empty string")
+            raise self.entry.error("description", "missing or not a non-empty string")
         create = item.get("create") if isinstance(item.get("create"), dict) else {}
         init = self.scripts_list(create["init"], "create.init", allow_null=False) if "init" in create else []
         evaluation = item.get("evaluation")
         if not isinstance(evaluation, dict):
-            raise self.fail("evaluation", "missing or not an object")
+            raise self.entry.error("evaluation", "missing or not an object")
         match = check = example = None
         if "match" in evaluation:
             match = evaluation["match"]
@@ -86,15 +87,16 @@ class _Reader:
                 match = {"answer": match, "strip": True}
             elif not (isinstance(match, dict) and (isinstance(match.get("answer"), str)
                                                    or isinstance(match.get("regex"), str))):
-                raise self.fail("evaluation.match", "expected a string or an object with 'answer' or 'regex'")
+                raise self.entry.error("evaluation.match", "expected a string or an object with 'answer' or 'regex'")
         elif "check" in evaluation:
             check = self.scripts_list(evaluation["check"], "evaluation.check", allow_null=True)
             if "example" in evaluation:
                 example = self.script(evaluation["example"], "evaluation.example")
             elif None in check:
-                raise self.fail("evaluation.example", "required when evaluation.check has null (run the example)")
+                raise self.entry.error("evaluation.example",
+                                       "required when evaluation.check has null (run the example)")
         else:
-            raise self.fail("evaluation", "needs 'match' or 'check'")
+            raise self.entry.error("evaluation", "needs 'match' or 'check'")
         return {
             "description": item["description"],
             "init": init,
@@ -107,53 +109,43 @@ class _Reader:
         }
 
 
-def task_payload(item: Any, scripts: Path, where: str = "candidate", index: int = 0) -> dict[str, Any]:
-    """One task object's payload (scripts read from ``scripts``); TaskFormatError naming ``where`` and the field.
+def task_payload(entry: Entry, scripts: Path) -> dict[str, Any]:
+    """One task's payload (scripts read from ``scripts``); a ``TaskFileError`` names the entry and the field.
 
     Example:
-        >>> task_payload({"description": "d", "evaluation": {"match": "1"}}, Path("."))["match"]
+        >>> from agentinstruct.builders.taskfile import candidate
+        >>> task = {"description": "d", "evaluation": {"match": "1"}}
+        >>> task_payload(candidate(task, "self_instruct"), Path("."))["match"]
         {'answer': '1', 'strip': True}
+        >>> task_payload(candidate({"description": "d"}, "self_instruct"), Path("."))
+        Traceback (most recent call last):
+        ...
+        agentinstruct.builders.taskfile.TaskFileError: candidate: task 0: evaluation: missing or not an object
     """
-    return _Reader(Path(where), scripts, index).payload(item)
-
-
-def read_task_file(path: Path) -> list[Any]:
-    """The raw task objects of a ``.json`` (one object or a list) or ``.jsonl`` file.
-
-    Example:
-        >>> len(read_task_file(Path("dev.json")))  # doctest: +SKIP
-        26
-    """
-    if not path.is_file():
-        raise FileNotFoundError(f"task file {path} not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix == ".jsonl":
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TaskFormatError(f"{path}: not valid JSON: {exc}") from None
-    return data if isinstance(data, list) else [data]
+    return _Reader(entry, scripts).payload()
 
 
 def load_task_file(path: Path, scripts: Path, source: str, prefix: str | None = None) -> list[Task]:
-    """``Task``s of an AgentBench OS task file; ids are ``{prefix or file stem}-{index:05d}``.
+    """``Task``s of an AgentBench OS task file; ids are ``{prefix or file stem}-{index:05d}``; each task's source is
+    ``source`` unless the file marks it (self-instruct marks its tasks, so they keep that provenance anywhere).
 
-    Example:
-        >>> tasks = load_task_file(Path("data/dev.json"), Path("scripts/dev"), "train_split")  # doctest: +SKIP
-        >>> tasks[0].task_id  # doctest: +SKIP
-        'dev-00000'
+    Example (a one-task file whose init script lives in the scripts folder, as AgentBench pairs them):
+        >>> import json
+        >>> Path("scripts/dev").mkdir(parents=True)
+        >>> _ = Path("scripts/dev/init.sh").write_text("mkdir /root/d && touch /root/d/a /root/d/b")
+        >>> _ = Path("dev.json").write_text(json.dumps([{"description": "How many files are in /root/d?",
+        ...     "create": {"init": {"file": "init.sh"}}, "evaluation": {"match": "2"}}]))
+        >>> tasks = load_task_file(Path("dev.json"), Path("scripts/dev"), "train_split")
+        >>> tasks[0].task_id, tasks[0].source
+        ('dev-00000', 'train_split')
+        >>> tasks[0].payload["init"], tasks[0].payload["match"]
+        ([['bash', 'mkdir /root/d && touch /root/d/a /root/d/b']], {'answer': '2', 'strip': True})
     """
     stem = prefix or path.stem
     tasks = []
-    for i, item in enumerate(read_task_file(path)):
-        payload = task_payload(item, scripts, str(path), i)
-        # Files self-instruct writes mark their tasks, so they keep that provenance wherever they are read.
-        origin = item.get("instruction_source", source)
-        if origin not in TASK_SOURCES:
-            raise TaskFormatError(f"{path}: task {i}: instruction_source: {origin!r} is not one of "
-                                  f"{', '.join(TASK_SOURCES)}")
-        tasks.append(Task(f"{stem}-{i:05d}", payload["description"], origin, payload))
+    for entry in read_task_file(path, source):
+        payload = task_payload(entry, scripts)
+        tasks.append(Task(f"{stem}-{entry.index:05d}", payload["description"], entry.source, payload))
     return tasks
 
 

@@ -17,16 +17,20 @@ from __future__ import annotations
 import argparse
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
-from agentinstruct.records.schema import load_schema
+from agentinstruct.builders.options import NoOptions, add_option_arguments, read_options
+from agentinstruct.schemas import INSTRUCTION_SOURCES
 
 Turn = dict[str, Any]
 
-TASK_SOURCES: tuple[str, ...] = tuple(
-    s for s in load_schema()["properties"]["instruction_source"]["enum"] if s != "imported"
-)
+TASK_SOURCES: tuple[str, ...] = tuple(s for s in INSTRUCTION_SOURCES if s != "imported")
 """The instruction sources a task may declare: the record contract's, less ``imported`` (rows with no episode)."""
+
+
+class NoSelfInstruct(ValueError):
+    """The split has no self-instruct task source (its builder does not implement ``self_instruct``)."""
 
 
 @dataclass(frozen=True)
@@ -114,13 +118,30 @@ class Builder(ABC):
     observation_limit: ClassVar[int] = 800
     """Observations longer than this many characters are cut, with a notice (AgentBench cuts at 800)."""
 
+    Options: ClassVar[type] = NoOptions
+    """The builder's environment options: a dataclass of ``option(...)`` fields (``builders.options``). They are
+    the split's flags of ``agentinstruct build SPLIT``, keys of its build file, and part of the journal header."""
+    options: Any = None
+    """The ``Options`` this builder was made from (``from_options``); None for one constructed directly."""
+
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Add the builder's own options to ``agentinstruct build SPLIT`` (e.g. ``--scripts``, ``--backend``)."""
+        """Add a flag per field of ``Options`` to ``agentinstruct build SPLIT`` (``command_timeout`` is
+        ``--command-timeout``)."""
+        add_option_arguments(parser, cls.Options, f"{cls.split} split")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Builder":
-        """Construct from parsed CLI options."""
+        """The builder for parsed CLI options: its ``Options`` read from them, then ``from_options``."""
+        options = read_options(cls.Options, args)
+        builder = cls.from_options(options, args)
+        builder.options = options
+        return builder
+
+    @classmethod
+    def from_options(cls, options: Any, run: argparse.Namespace | None = None) -> "Builder":
+        """Construct from the builder's ``Options``; ``run`` holds the rest of the build's options (the model,
+        ``--out``), which a self-instruct task source needs."""
         return cls()
 
     @property
@@ -160,6 +181,27 @@ class Builder(ABC):
         first = action.argument.strip().splitlines()[0] if action.argument.strip() else ""
         what = f" `{first[:80]}`" if first else ""
         return f"I will take the next step of the solution with {action.kind}{what} to move the task forward."
+
+    @classmethod
+    def has_self_instruct(cls) -> bool:
+        """Whether the split can have a model write its tasks (it overrides ``self_instruct``).
+
+        Example:
+            >>> Builder.has_self_instruct()
+            False
+        """
+        return cls.self_instruct is not Builder.self_instruct
+
+    async def self_instruct(self, agent: Any, n: int, out: Path, *, seed: int = 0,
+                            concurrency: int = 4) -> tuple[list[Task], Any]:
+        """Grow the task file ``out`` to ``n`` tasks the model (``agent``, an ``AgentClient``) wrote and the split's
+        environment verified; resume what ``out`` already holds. Returns the file's tasks and a report whose text
+        says what was accepted and why candidates were rejected.
+
+        Used by ``agentinstruct self-instruct SPLIT`` and ``build SPLIT --tasks self-instruct``. A split without a
+        self-instruct source keeps this default, which refuses with ``NoSelfInstruct``.
+        """
+        raise NoSelfInstruct(f"the {self.split} split has no self-instruct task source")
 
     @abstractmethod
     def render(self, thought: str, action: Action) -> str:

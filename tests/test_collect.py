@@ -12,13 +12,13 @@ from counter_builder import CounterBuilder, respond
 from kill_harness import finished_lines, kill_at, run_cli
 from openai_stub import OpenAIStub
 
-from agentinstruct.collection.agent import AgentClient
 from agentinstruct.builders.base import Action, StepResult
 from agentinstruct.cli import main
+from agentinstruct.collection.agent import AgentClient
 from agentinstruct.collection.collect import build_split, select
+from agentinstruct.collection.journal import journal_path
 from agentinstruct.datasetdir.layout import iter_records
 from agentinstruct.filters.base import FilterPipeline, FormatErrorFilter, RewardFilter
-from agentinstruct.collection.journal import journal_path
 from agentinstruct.records.validation import validate_paths
 
 SECRET = "sk-test-NEVER-WRITE-ME-31337"

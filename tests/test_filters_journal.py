@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from agentinstruct.filters.base import FilterPipeline, FormatErrorFilter, LengthFilter, RewardFilter
 from agentinstruct.collection.journal import Journal, JournalMismatch, journal_path
+from agentinstruct.filters.base import FilterPipeline, FormatErrorFilter, LengthFilter, RewardFilter
 
 
 def rec(reward=1.0, format_errors=0, turns=2, chars=10):

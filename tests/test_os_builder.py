@@ -5,17 +5,20 @@ through the engine and a real OpenAI-compatible server."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 from openai_stub import OpenAIStub
 
 from agentinstruct.builders.base import Action, FormatError, Task
-from agentinstruct.builders.os.builder import DATA, NEW_PROBLEM, OsBuilder, judge, observation, parse_reply, render_turn
-from agentinstruct.builders.os.tasks import TaskFormatError, command, load_task_file
+from agentinstruct.builders.os.builder import NEW_PROBLEM, OsBuilder, parse_reply, render_turn
+from agentinstruct.builders.os.environment import judge, observation
+from agentinstruct.builders.os.sandbox import Limits, Output
+from agentinstruct.builders.os.tasks import DATA, command, load_task_file
+from agentinstruct.builders.taskfile import TaskFileError
 from agentinstruct.cli import main
 from agentinstruct.datasetdir.layout import iter_records
-from agentinstruct.builders.os.sandbox import Limits, Output
 from agentinstruct.records.validation import validate_paths
 
 
@@ -109,26 +112,37 @@ def test_dev_file_loads_with_agentbench_semantics(agentbench):
 
 
 def test_missing_script_names_the_file_and_suggests_scripts(agentbench, tmp_path):
-    with pytest.raises(TaskFormatError, match=r"dev.json: task 3: evaluation.check.file: .*--scripts"):
-        load_task_file(agentbench / "os_interaction" / "dev.json", tmp_path, "train_split")
-
-
-@pytest.mark.parametrize("item, where", [
-    ({"evaluation": {"match": "1"}}, "task 0: description"),
-    ({"description": "d"}, "task 0: evaluation: missing"),
-    ({"description": "d", "evaluation": {}}, "needs 'match' or 'check'"),
-    ({"description": "d", "evaluation": {"check": [None, "x"]}}, "evaluation.example: required"),
-    ({"description": "d", "evaluation": {"check": {"language": "perl", "code": "1"}}}, "'perl' is not supported"),
-    ({"description": "d", "create": {"init": [None]}, "evaluation": {"match": "1"}}, "only allowed in evaluation.check"),
-    ({"description": "d", "evaluation": {"match": 3}}, "evaluation.match"),
-    ({"description": "d", "evaluation": {"match": "1"}, "instruction_source": "web"}, "instruction_source"),
-])
-def test_bad_tasks_get_an_error_naming_file_task_and_field(tmp_path, item, where):
-    path = tmp_path / "bad.json"
-    path.write_text(json.dumps(item))
-    with pytest.raises(TaskFormatError, match=where) as info:
+    path = agentbench / "os_interaction" / "dev.json"
+    with pytest.raises(TaskFileError, match=r"dev.json:\d+: task 3: evaluation.check.file: .*--scripts") as info:
         load_task_file(path, tmp_path, "train_split")
-    assert str(path) in str(info.value)
+    starts = [n for n, line in enumerate(path.read_text().splitlines(), 1) if line == "    {"]  # one per task
+    assert len(starts) == 26
+    assert (info.value.path, info.value.line, info.value.index, info.value.field) == \
+        (str(path), starts[3], 3, "evaluation.check.file")
+
+
+GOOD_TASK = {"description": "What is 1?", "evaluation": {"match": "1"}}
+
+
+@pytest.mark.parametrize("item, field, problem", [
+    ({"evaluation": {"match": "1"}}, "description", "missing"),
+    ({"description": "d"}, "evaluation", "missing"),
+    ({"description": "d", "evaluation": {}}, "evaluation", "needs 'match' or 'check'"),
+    ({"description": "d", "evaluation": {"check": [None, "x"]}}, "evaluation.example", "required"),
+    ({"description": "d", "evaluation": {"check": {"language": "perl", "code": "1"}}}, "evaluation.check.language",
+     "'perl' is not supported"),
+    ({"description": "d", "create": {"init": [None]}, "evaluation": {"match": "1"}}, "create.init[0]",
+     "null is only allowed in evaluation.check"),
+    ({"description": "d", "evaluation": {"match": 3}}, "evaluation.match", "expected a string"),
+    ({"description": "d", "evaluation": {"match": "1"}, "instruction_source": "web"}, "instruction_source",
+     "'web' is not one of"),
+])
+def test_bad_tasks_get_an_error_naming_file_task_and_field(tmp_path, item, field, problem):
+    path = tmp_path / "bad.json"
+    path.write_text("[\n" + json.dumps(GOOD_TASK) + ",\n" + json.dumps(item) + "\n]\n")
+    with pytest.raises(TaskFileError, match=rf"bad.json:3: task 1: {re.escape(field)}: {problem}") as info:
+        load_task_file(path, tmp_path, "train_split")
+    assert (info.value.path, info.value.line, info.value.index, info.value.field) == (str(path), 3, 1, field)
 
 
 def test_one_object_files_and_json_lines(tmp_path):
@@ -137,6 +151,12 @@ def test_one_object_files_and_json_lines(tmp_path):
     (tmp_path / "many.jsonl").write_text(json.dumps(item) + "\n\n" + json.dumps(item) + "\n")
     assert [t.task_id for t in load_task_file(tmp_path / "one.json", tmp_path, "train_split")] == ["one-00000"]
     assert len(load_task_file(tmp_path / "many.jsonl", tmp_path, "train_split")) == 2
+
+
+def test_embedded_tasks_are_the_packages_and_a_users_file_is_a_benchmarks(builder, tmp_path):
+    assert {t.source for t in builder.load_tasks("embedded")} == {"package"}
+    (tmp_path / "mine.json").write_text(json.dumps([GOOD_TASK, {**GOOD_TASK, "instruction_source": "self_instruct"}]))
+    assert [t.source for t in builder.load_tasks(str(tmp_path / "mine.json"))] == ["train_split", "self_instruct"]
 
 
 def test_scripts_run_as_agentbench_runs_them():
@@ -205,7 +225,7 @@ def test_embedded_tasks_build_with_the_reference_policy(sandbox_backend, tmp_pat
 
 
 # ---------------------------------------------------------------------------------------------- scripted models
-BY_TEXT = {t.instruction: t for t in load_task_file(DATA / "tasks.json", DATA, "train_split", prefix="embedded")}
+BY_TEXT = {t.instruction: t for t in load_task_file(DATA / "tasks.json", DATA, "package", prefix="embedded")}
 HOSTILE = "cat /etc/shadow | head -1; env | grep -c API_KEY; rm -rf --no-preserve-root / 2>/dev/null; echo removed"
 
 

@@ -9,37 +9,41 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from agentinstruct.builders.base import Builder
 from agentinstruct.builders import BUILDERS, builder_class
+from agentinstruct.builders.base import Builder
 from agentinstruct.filters.base import FilterPipeline, FormatErrorFilter, LengthFilter, RewardFilter
 
 # The engine (openai, datasets) is imported by the handlers, so that `agentinstruct --help` starts at once.
 if TYPE_CHECKING:
     from agentinstruct.collection.agent import AgentClient
-    from agentinstruct.collection.collect import Metric, Outcome
+    from agentinstruct.collection.collect import Outcome
+    from agentinstruct.collection.evaluate import Metric
 
 PARTIAL = 3
 """Exit status when some episodes errored: the data written is partial; the same command resumes."""
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tasks", required=True, metavar="SRC", help="task source: a file, or a name the builder knows")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="build file (YAML) with this command's options by name; flags given here override it")
+    p.add_argument("--tasks", metavar="SRC", help="task source: a file, or a name the builder knows (required)")
     p.add_argument("--concurrency", type=int, default=4, metavar="N", help="episodes at once (default 4)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N tasks (after --seed's shuffle)")
     p.add_argument("--builder", metavar="MODULE:CLASS", help="use this Builder class instead of the registered one")
 
 
-def _split_parser(command: str, split: str, cls: type[Builder]) -> argparse.ArgumentParser:
+def _split_parser(command: str, split: str, cls: type[Builder], *, config: bool = False) -> argparse.ArgumentParser:
     from agentinstruct.collection.agentargs import add_model_options
     from agentinstruct.collection.runner import POLICIES
 
     p = argparse.ArgumentParser(prog=f"agentinstruct {command} {split}")
     _run_options(p)
     if command == "build":
-        p.add_argument("--out", type=Path, required=True, metavar="DIR", help="dataset dir (journal in DIR/.journal)")
+        p.add_argument("--out", type=Path, metavar="DIR", help="dataset dir (journal in DIR/.journal; required)")
         p.add_argument("--policy", choices=POLICIES, default="model",
                        help="model: the agent acts; reference: the task's reference solution runs and the model "
                        "writes only the thoughts (default model)")
@@ -51,20 +55,53 @@ def _split_parser(command: str, split: str, cls: type[Builder]) -> argparse.Argu
         f.add_argument("--max-agent-turns", type=int, metavar="N", help="drop trajectories with more agent turns")
     else:
         p.add_argument("--out", type=Path, metavar="DIR", help="write DIR/eval-SPLIT.jsonl (and journal there)")
-    add_model_options(p, required=command == "eval")
+    # with a build file, a required option may come from the file: _parse checks it after parsing
+    add_model_options(p, required=command == "eval" and not config)
     cls.add_arguments(p)
     return p
 
 
-def _parse(command: str, args: argparse.Namespace) -> tuple[argparse.Namespace, Builder]:
-    # The builder is known only once SPLIT is: peek at --builder, then parse everything with its options.
+@dataclass
+class Run:
+    """One build (or evaluation) as the command line and the build file resolved it."""
+
+    opts: argparse.Namespace
+    builder: Builder
+    config: dict[str, Any]
+    """Every setting it runs with (``buildfile.resolved``): written to the journal header and beside the data."""
+
+
+def _parse(command: str, args: argparse.Namespace) -> list[Run]:
+    """The runs the options describe: one, or one per entry of the build file's ``builds`` list."""
+    from agentinstruct.builders.options import option_values
+    from agentinstruct.collection.buildfile import apply_build, load_build_file, resolved
+
+    # The builder is known only once SPLIT (and --builder, maybe from the file) is: peek, then parse with its options.
     peek = argparse.ArgumentParser(add_help=False)
     peek.add_argument("--builder")
-    spec = peek.parse_known_args(args.options)[0].builder
-    cls = builder_class(args.split, spec)
-    opts = _split_parser(command, args.split, cls).parse_args(args.options)
-    opts.split = args.split
-    return opts, cls.from_args(opts)
+    peek.add_argument("--config", type=Path)
+    known = peek.parse_known_args(args.options)[0]
+    builds = load_build_file(known.config, args.split) if known.config else [{}]
+    runs = []
+    for i, build in enumerate(builds):
+        where = f"{known.config}" + (f": builds[{i}]" if len(builds) > 1 else "")
+        cls = builder_class(args.split, known.builder or build.get("builder"))
+        parser = _split_parser(command, args.split, cls, config=known.config is not None)
+        apply_build(parser, build, where)
+        opts = parser.parse_args(args.options)
+        opts.split = args.split
+        for name in ("tasks", "out") if command == "build" else ("tasks", "model"):
+            if getattr(opts, name) is None:
+                parser.error(f"--{name} is required (on the command line or as '{name}:' in the build file)")
+        builder = cls.from_args(opts)
+        options = option_values(builder.options) if builder.options is not None else None
+        runs.append(Run(opts, builder, resolved(parser, opts, args.split, options)))
+    if command == "build":
+        outs = [str(r.opts.out) for r in runs]
+        for out in sorted({o for o in outs if outs.count(o) > 1}):
+            raise ValueError(f"{known.config}: several builds write split {args.split} into {out}; give each build "
+                             "its own out (a split of a dataset dir holds one build's journal)")
+    return runs
 
 
 def _pipeline(opts: argparse.Namespace, builder: Builder) -> FilterPipeline:
@@ -89,42 +126,48 @@ def _build(args: argparse.Namespace) -> int:
     from agentinstruct.collection.agentargs import run_with_agent
     from agentinstruct.collection.collect import build_split
 
-    opts, builder = _parse("build", args)
-    if opts.policy == "model" and not opts.model:
-        raise ValueError("--policy model needs --model (or use --policy reference)")
-    pipeline = _pipeline(opts, builder)
-    tasks = builder.load_tasks(opts.tasks)
-    outcome = run_with_agent(opts, lambda agent: build_split(
-        builder, tasks, opts.out, pipeline=pipeline, policy=opts.policy, agent=agent, concurrency=opts.concurrency,
-        seed=opts.seed, limit=opts.limit))
-    scored = len(outcome.records)
-    ran = scored - outcome.resumed + len(outcome.errors)
-    print(f"{builder.split}: {outcome.episodes} episodes ({outcome.resumed} from the journal, {ran} run in "
-          f"{outcome.seconds:.1f}s): {scored} scored, {outcome.kept} kept, {outcome.failed} failed, "
-          f"{len(outcome.errors)} errored")
-    print("filters: " + pipeline.summary().replace("\n", "; "))
-    if scored:
-        print(f"wrote {opts.out}: default/{builder.split} {outcome.kept} rows, all/{builder.split} {scored} rows")
-    return _report_errors(outcome)
+    status = 0
+    for run in _parse("build", args):
+        opts, builder = run.opts, run.builder
+        if opts.policy == "model" and not opts.model:
+            raise ValueError("--policy model needs --model (or use --policy reference)")
+        pipeline = _pipeline(opts, builder)
+        tasks = builder.load_tasks(opts.tasks)
+        outcome = run_with_agent(opts, lambda agent: build_split(
+            builder, tasks, opts.out, pipeline=pipeline, policy=opts.policy, agent=agent,
+            concurrency=opts.concurrency, seed=opts.seed, limit=opts.limit, config=run.config))
+        scored = len(outcome.records)
+        ran = scored - outcome.resumed + len(outcome.errors)
+        print(f"{builder.split}: {outcome.episodes} episodes ({outcome.resumed} from the journal, {ran} run in "
+              f"{outcome.seconds:.1f}s): {scored} scored, {outcome.kept} kept, {outcome.failed} failed, "
+              f"{len(outcome.errors)} errored")
+        print("filters: " + pipeline.summary().replace("\n", "; "))
+        if scored:
+            print(f"wrote {opts.out}: default/{builder.split} {outcome.kept} rows, all/{builder.split} {scored} rows")
+        status = max(status, _report_errors(outcome))
+    return status
 
 
 def _eval(args: argparse.Namespace) -> int:
     from agentinstruct.collection.agentargs import run_with_agent
-    from agentinstruct.collection.collect import evaluate_split
+    from agentinstruct.collection.evaluate import evaluate_split
 
-    opts, builder = _parse("eval", args)
-    tasks = builder.load_tasks(opts.tasks)
+    status = 0
+    for run in _parse("eval", args):
+        opts, builder = run.opts, run.builder
+        tasks = builder.load_tasks(opts.tasks)
 
-    async def run(agent: AgentClient) -> tuple[str, Metric, Outcome]:
-        result, outcome = await evaluate_split(builder, tasks, agent, out=opts.out, concurrency=opts.concurrency,
-                                               limit=opts.limit)
-        return agent.model, result, outcome  # --model local: the name the local server gave
+        async def go(agent: AgentClient) -> tuple[str, Metric, Outcome]:
+            result, outcome = await evaluate_split(builder, tasks, agent, out=opts.out, concurrency=opts.concurrency,
+                                                   limit=opts.limit, config=run.config)
+            return agent.model, result, outcome  # --model local: the name the local server gave
 
-    model, result, outcome = run_with_agent(opts, run)
-    print(f"{builder.split} ({model}): {result}")
-    if opts.out is not None:
-        print(f"per-task results: {opts.out / f'eval-{builder.split}.jsonl'}")
-    return _report_errors(outcome)
+        model, result, outcome = run_with_agent(opts, go)
+        print(f"{builder.split} ({model}): {result}")
+        if opts.out is not None:
+            print(f"per-task results: {opts.out / f'eval-{builder.split}.jsonl'}")
+        status = max(status, _report_errors(outcome))
+    return status
 
 
 def register(sub: argparse._SubParsersAction) -> None:

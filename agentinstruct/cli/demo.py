@@ -55,11 +55,11 @@ async def _collect(builder, tasks, out: Path, base_url: str, model: str, concurr
 def _demo(args: argparse.Namespace) -> int:
     import asyncio
 
-    from agentinstruct.builders.os.builder import OsBuilder
-    from agentinstruct.datasetdir.layout import write_split
+    from agentinstruct.builders import builder_class
     from agentinstruct.collection.localmodel import MODEL_NAME, local_server
+    from agentinstruct.datasetdir.release import write_split
 
-    builder = OsBuilder()
+    builder = builder_class("os")()  # through the registry: the library imports no split's package by name
     tasks = builder.load_tasks("embedded")
     print(f"demo: os split, {len(tasks)} embedded tasks, {builder.backend} sandbox, {MODEL_NAME} on a local "
           "llama.cpp server", file=sys.stderr)

@@ -10,14 +10,15 @@ import argparse
 from pathlib import Path
 
 from agentinstruct.builders import BUILDERS, builder_class
+from agentinstruct.builders.base import NoSelfInstruct
 
 
 def _run(args: argparse.Namespace) -> int:
     from agentinstruct.collection.agentargs import add_model_options, run_with_agent
 
     cls = builder_class(args.split)
-    if not hasattr(cls, "self_instruct"):
-        raise ValueError(f"the {args.split} builder has no self-instruct task source")
+    if not cls.has_self_instruct():
+        raise NoSelfInstruct(f"the {args.split} split has no self-instruct task source")
     p = argparse.ArgumentParser(prog=f"agentinstruct self-instruct {args.split}")
     p.add_argument("--n", type=int, required=True, help="how many accepted tasks the file should hold")
     p.add_argument("--out", type=Path, required=True, metavar="FILE", help="task file to write (resumed if it exists)")

@@ -5,11 +5,10 @@ fixes their order (``--seed`` shuffles deterministically, ``--limit`` takes
 a prefix) and gives episode ``n`` the id ``{split}_{n}``; skips episodes the
 journal already holds; runs the rest ``concurrency`` at a time; journals each
 outcome as it lands; then filters every finished record and writes the
-split with ``datasetdir.write_split``. Killing it at any moment and running
+split with ``datasetdir.release.write_split``. Killing it at any moment and running
 the same command again gives exactly the same record set.
 
-``evaluate_split`` is ``agentinstruct eval``: the same episodes under the
-model policy, no filters, the split's metric and per-task results.
+``agentinstruct.collection.evaluate`` runs the same episodes for ``agentinstruct eval``.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import hashlib
 import json
 import logging
 import random
-import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +27,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from agentinstruct.collection.agent import AgentClient, AgentRejected, AgentUnavailable
 from agentinstruct.builders.base import Builder, Task
-from agentinstruct.datasetdir.layout import write_split
-from agentinstruct.datasetdir.fileutil import atomic_write_text
-from agentinstruct.filters.base import FilterPipeline
+from agentinstruct.builders.options import option_values
+from agentinstruct.collection.agent import AgentClient, AgentRejected, AgentUnavailable
+from agentinstruct.collection.buildfile import build_file_path, build_file_text
 from agentinstruct.collection.journal import Journal
 from agentinstruct.collection.runner import run_episode
+from agentinstruct.datasetdir.fileutil import atomic_write_text
+from agentinstruct.datasetdir.release import write_split
+from agentinstruct.filters.base import FilterPipeline
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class _Progress:
         self.bar.close()
 
 
-async def _collect(
+async def run_episodes(
     builder: Builder,
     episodes: list[Episode],
     journal: Journal,
@@ -137,6 +137,8 @@ async def _collect(
     decide: Callable[[dict[str, Any]], dict[str, Any]],
     progress: bool,
 ) -> Outcome:
+    """Run the episodes the journal does not hold yet, ``concurrency`` at a time, journaling each outcome as it
+    lands; ``decide`` turns a scored record into what is journaled (the filters' decision, or the record as is)."""
     if concurrency < 1:
         raise ValueError(f"--concurrency must be >= 1, got {concurrency}")
     # Environments run in worker threads; the default pool (cpu + 4 threads) would cap concurrency on small machines.
@@ -189,11 +191,17 @@ def _builder_name(builder: Builder) -> str:
     return f"{type(builder).__module__}:{type(builder).__qualname__}"
 
 
-def _params(builder: Builder, tasks: list[Task], policy: str, agent: AgentClient | None, seed: int | None) -> dict[str, Any]:
+def params(builder: Builder, tasks: list[Task], policy: str, agent: AgentClient | None,
+           seed: int | None) -> dict[str, Any]:
+    """What a journal's episodes depend on; a resume with any of it changed is refused, naming the differences.
+
+    ``--limit`` and ``--concurrency`` are not among them: a longer limit extends the same prefix of episodes.
+    """
     return {
         "split": builder.split,
         "builder": _builder_name(builder),
         "backend": builder.backend,
+        "options": option_values(builder.options) if builder.options is not None else None,
         "tasks_sha256": tasks_digest(tasks),
         "policy": policy,
         "model": agent.model if agent else None,
@@ -214,113 +222,36 @@ async def build_split(
     seed: int | None = None,
     limit: int | None = None,
     progress: bool = True,
+    config: dict[str, Any] | None = None,
 ) -> Outcome:
     """Collect, journal, filter and write one split of dataset dir ``out``; resume whatever an earlier run left.
 
     Episodes that errored (model unreachable, environment crash) are journaled,
-    left out of the written split, and run again by the next call.
+    left out of the written split, and run again by the next call. ``config``,
+    the build's resolved settings (``buildfile.resolved``), goes into the
+    journal header and beside the data as ``out/builds/{split}.yaml``.
 
-    Example:
-        >>> async with AgentClient("m", base_url=url) as agent:  # doctest: +SKIP
-        ...     outcome = await build_split(builder, builder.load_tasks("embedded"), Path("out"),
-        ...                                 pipeline=FilterPipeline([RewardFilter(1.0)]), agent=agent)
-        >>> outcome.kept, len(outcome.errors)  # doctest: +SKIP
-        (3, 0)
+    Example (three embedded kg questions under the reference policy; ``agent=`` collects with a model instead):
+        >>> from agentinstruct.builders.kg.builder import KgBuilder
+        >>> from agentinstruct.filters.base import RewardFilter
+        >>> kg = KgBuilder()
+        >>> def build():
+        ...     return asyncio.run(build_split(kg, kg.load_tasks("embedded"), Path("out"), policy="reference",
+        ...                                    pipeline=FilterPipeline([RewardFilter(1.0)]), limit=3, progress=False))
+        >>> outcome = build()
+        >>> outcome.kept, len(outcome.errors), outcome.resumed
+        (3, 0, 0)
+        >>> build().resumed  # run again: every episode comes from the journal
+        3
     """
     episodes = select(tasks, builder.split, seed=seed, limit=limit)
-    with Journal.open(out, builder.split, _params(builder, tasks, policy, agent, seed)) as journal:
-        outcome = await _collect(
+    with Journal.open(out, builder.split, params(builder, tasks, policy, agent, seed), config=config) as journal:
+        if config is not None:  # once the journal accepted the build: a refused resume leaves the old file
+            atomic_write_text(build_file_path(out, builder.split), build_file_text(config))
+        outcome = await run_episodes(
             builder, episodes, journal, policy=policy, agent=agent, concurrency=concurrency,
             decide=pipeline.apply, progress=progress,
         )
     if outcome.records:
         write_split(out, builder.split, outcome.records)
     return outcome
-
-
-@dataclass(frozen=True)
-class Metric:
-    """An evaluation's figures over the scored episodes."""
-
-    name: str
-    tasks: int
-    scored: int
-    mean_reward: float
-    success_rate: float
-
-    def __str__(self) -> str:
-        return (
-            f"{self.scored}/{self.tasks} tasks scored: mean {self.name} {self.mean_reward:.4f}, "
-            f"success rate {self.success_rate:.2%}"
-        )
-
-
-def metric(records: list[dict[str, Any]], tasks: int) -> Metric:
-    """Mean reward and success rate of scored records.
-
-    Example:
-        >>> rec = {"reward": 1.0, "success": True, "reward_details": {"metric": "success"}}
-        >>> str(metric([rec], 2))
-        '1/2 tasks scored: mean success 1.0000, success rate 100.00%'
-    """
-    n = len(records)
-    name = records[0]["reward_details"]["metric"] if records else "reward"
-    return Metric(
-        name=name,
-        tasks=tasks,
-        scored=n,
-        mean_reward=sum(r["reward"] for r in records) / n if n else 0.0,
-        success_rate=sum(1 for r in records if r["success"]) / n if n else 0.0,
-    )
-
-
-def _result(record: dict[str, Any]) -> dict[str, Any]:
-    details = record["reward_details"]
-    return {
-        "id": record["id"],
-        "task_id": record["task_id"],
-        "reward": record["reward"],
-        "success": record["success"],
-        "metric": details["metric"],
-        "components": details["components"],
-        "termination": details["termination"],
-        "format_errors": details["format_errors"],
-        "num_turns": record["num_turns"],
-        "usage": record["agent"]["usage"],
-        "conversations": record["conversations"],
-    }
-
-
-async def evaluate_split(
-    builder: Builder,
-    tasks: list[Task],
-    agent: AgentClient,
-    *,
-    out: Path | None = None,
-    concurrency: int = 4,
-    limit: int | None = None,
-    progress: bool = True,
-) -> tuple[Metric, Outcome]:
-    """Run every task under the model policy and score the model: ``agentinstruct eval``.
-
-    With ``out``, the run is journaled there (resumable) and per-task results go
-    to ``out/eval-{split}.jsonl``.
-
-    Example:
-        >>> m, _ = await evaluate_split(builder, builder.load_tasks("dev.json"), agent)  # doctest: +SKIP
-        >>> m.success_rate  # doctest: +SKIP
-        0.25
-    """
-    episodes = select(tasks, builder.split, limit=limit)
-    name = f"eval-{builder.split}"
-    with tempfile.TemporaryDirectory(prefix="agentinstruct-eval-") as scratch:
-        root = Path(out) if out is not None else Path(scratch)
-        with Journal.open(root, name, _params(builder, tasks, "model", agent, None)) as journal:
-            outcome = await _collect(
-                builder, episodes, journal, policy="model", agent=agent, concurrency=concurrency,
-                decide=lambda record: record, progress=progress,
-            )
-    if out is not None:
-        lines = "".join(json.dumps(_result(r), ensure_ascii=False) + "\n" for r in outcome.records)
-        atomic_write_text(Path(out) / f"{name}.jsonl", lines)
-    return metric(outcome.records, len(episodes)), outcome

@@ -4,7 +4,7 @@
 dir's file scan never see it) holds one header line with the build's
 parameters, then one line per episode outcome::
 
-    {"kind": "header", "journal": 1, "params": {"split": "os", "tasks_sha256": "...", ...}}
+    {"kind": "header", "journal": 1, "params": {"split": "os", "tasks_sha256": "...", ...}, "config": {...}}
     {"kind": "finished", "id": "os_3", "record": {...}}
     {"kind": "errored", "id": "os_7", "error": "model 'm' at ... failed 7 times in a row; last: HTTP 503"}
 
@@ -55,10 +55,16 @@ class Journal:
     """An open journal: what earlier runs finished or errored, and methods to append outcomes.
 
     Example:
-        >>> with Journal.open(Path("out"), "os", {"split": "os", "seed": 1}) as journal:  # doctest: +SKIP
-        ...     journal.finish("os_0", record)
-        ...     "os_0" in journal.finished
-        True
+        >>> with Journal.open(Path("out"), "os", {"split": "os", "seed": 1}) as journal:
+        ...     journal.finish("os_0", {"id": "os_0", "reward": 1.0})
+        ...     journal.error("os_1", "model 'm' failed 7 times in a row")
+        >>> with Journal.open(Path("out"), "os", {"split": "os", "seed": 1}) as journal:  # a resumed build
+        ...     list(journal.finished), journal.errored
+        (['os_0'], {'os_1': "model 'm' failed 7 times in a row"})
+        >>> Journal.open(Path("out"), "os", {"split": "os", "seed": 2})
+        Traceback (most recent call last):
+        ...
+        agentinstruct.collection.journal.JournalMismatch: out/.journal/os.jsonl belongs to a build with other parameters (seed: 1 then, 2 now). ...
     """
 
     def __init__(self, path: Path, fd: int, finished: dict[str, dict[str, Any]], errored: dict[str, str]):
@@ -71,8 +77,12 @@ class Journal:
         """Last error of each episode that errored and has not finished since."""
 
     @classmethod
-    def open(cls, out: Path, name: str, params: dict[str, Any]) -> "Journal":
-        """Open (or start) the journal ``name`` under ``out``; refuse if it was started with other ``params``."""
+    def open(cls, out: Path, name: str, params: dict[str, Any], config: dict[str, Any] | None = None) -> "Journal":
+        """Open (or start) the journal ``name`` under ``out``; refuse if it was started with other ``params``.
+
+        ``config`` (the build's resolved settings) is recorded in a new journal's header for the record; only
+        ``params`` decide whether a resume is the same build.
+        """
         path = journal_path(out, name)
         params = json.loads(json.dumps(params))  # compare as the header will read back (tuples become lists)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,7 +96,10 @@ class Journal:
             entries = _read(path, fd)
             if not entries:
                 os.ftruncate(fd, 0)
-                _write(fd, _line({"kind": "header", "journal": FORMAT, "params": params}))
+                header = {"kind": "header", "journal": FORMAT, "params": params}
+                if config is not None:
+                    header["config"] = json.loads(json.dumps(config))
+                _write(fd, _line(header))
                 os.fsync(fd)
                 _fsync_dir(path.parent)
                 return cls(path, fd, {}, {})
@@ -175,11 +188,24 @@ def _read(path: Path, fd: int) -> list[dict[str, Any]]:
 def _check_header(path: Path, header: dict[str, Any], params: dict[str, Any]) -> None:
     if header.get("kind") != "header" or header.get("journal") != FORMAT:
         raise ValueError(f"{path}:1: not a journal header (format {FORMAT}); move the journal away to start over")
-    old = header.get("params", {})
-    diffs = [f"{k}: {old.get(k)!r} then, {params.get(k)!r} now" for k in sorted(set(old) | set(params)) if old.get(k) != params.get(k)]
+    diffs = _differences(header.get("params", {}), params)
     if diffs:
         raise JournalMismatch(
             f"{path} belongs to a build with other parameters ({'; '.join(diffs)}). "
             "Re-run with the original options to resume it, or use another --out "
             "(or delete the journal to start this split over)."
         )
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: old then, new now`` for each differing key; nested settings (the builder's options) key by key."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        else:
+            out.append(f"{prefix}{k}: {a!r} then, {b!r} now")
+    return out

@@ -27,11 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentinstruct.collection.agentargs import run_with_agent
 from agentinstruct.builders.base import Task
+from agentinstruct.collection.agentargs import run_with_agent
 from agentinstruct.datasetdir.fileutil import atomic_write_text
 from agentinstruct.filters.textnorm import words
 
+SELF_INSTRUCT_COUNT = 50
+"""How many verified tasks ``build SPLIT --tasks self-instruct`` makes unless ``--n`` says."""
 SELF_INSTRUCT = "self-instruct"
 """The ``--tasks`` value of ``build SPLIT`` that makes the tasks by self-instruct first (``self_instructed_tasks``)."""
 _JSON = re.compile(r"\{.*\}", re.DOTALL)
@@ -110,7 +112,7 @@ async def grow(agent: Any, n: int, out: Path, entries: list[dict[str, Any]], see
     it. An entry whose ``description`` repeats one in ``seen`` is rejected as "near-duplicate". ``max_requests``
     (default ``4 * n``) bounds the model calls of this run.
 
-    Example:
+    Example (needs a model server):
         >>> report = asyncio.run(grow(agent, 50, out, [], NearDuplicates(threshold=0.9), ask=ask, check=check,
         ...                           dump=json.dumps))  # doctest: +SKIP
     """
@@ -157,26 +159,12 @@ async def grow(agent: Any, n: int, out: Path, entries: list[dict[str, Any]], see
     return report
 
 
-def add_count_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """Add ``--n`` (how many tasks ``build --tasks self-instruct`` makes) unless the parser has its own.
-
-    Example:
-        >>> p = argparse.ArgumentParser(); add_count_option(p); p.parse_args([]).n
-        50
-    """
-    try:
-        parser.add_argument("--n", type=int, default=50,
-                            help="--tasks self-instruct: how many verified tasks to make (default 50)")
-    except argparse.ArgumentError:
-        pass  # `agentinstruct self-instruct SPLIT` has its own --n
-
-
 def self_instructed_tasks(builder: Any, opts: argparse.Namespace | None, store: Path,
                           load: Callable[[Path], list[Task]]) -> list[Task]:
     """``build SPLIT --tasks self-instruct``: the first ``--n`` tasks of the file ``store`` (inside ``--out``), after
     asking the model of the options (``builder.self_instruct``) for the missing ones; ``load`` reads the file.
 
-    Example:
+    Example (needs a model server, the one ``opts`` names):
         >>> self_instructed_tasks(OsBuilder(), opts, Path("tasks/os-self-instruct.json"), load)  # doctest: +SKIP
         [Task(task_id='tasks-00000', ...), ...]
     """

@@ -17,16 +17,17 @@ import os
 import re
 import threading
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
 from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
 from agentinstruct.builders.db.backends import (Backend, Database, DbError, Limits, MariadbBackend, Result,
                                                 ServerAddress, SqliteBackend)
-from agentinstruct.builders.db.reward import (agentbench_md5, answers_match, parse_answer, result_values,
-                                              table_hash)
+from agentinstruct.builders.db.reward import agentbench_md5, answers_match, parse_answer, result_values, table_hash
 from agentinstruct.builders.db.tasks import load_agentbench
-from agentinstruct.collection.selfinstruct import SELF_INSTRUCT, add_count_option, self_instructed_tasks
+from agentinstruct.builders.options import option
+from agentinstruct.collection.selfinstruct import SELF_INSTRUCT, SELF_INSTRUCT_COUNT, self_instructed_tasks
 
 SELF_INSTRUCT_STORE = "tasks/db-self-instruct.jsonl"
 """Where ``build db --tasks self-instruct --out DIR`` keeps the model-written tasks, inside DIR."""
@@ -125,6 +126,22 @@ class DbEnvironment(Environment):
             self.db = None
 
 
+@dataclass(frozen=True)
+class DbOptions:
+    """The db split's environment options (the admin password is read from the variable ``db_password_env``
+    names, never stored)."""
+
+    backend: str = option("sqlite", "database engine for the episodes (sqlite: in-process)", choices=sorted(_ENGINES))
+    db_url: str = option("mysql://root@127.0.0.1:3306", "MariaDB/MySQL server and admin user for --backend mariadb, "
+                         "as mysql://USER@HOST:PORT (the password comes from the variable named by --db-password-env)")
+    db_password_env: str = option("AGENTINSTRUCT_DB_PASSWORD", "environment variable holding the admin password")
+    statement_timeout: float = option(Limits.timeout_s, "seconds one statement may run")
+    max_rows: int = option(Limits.max_rows, "rows of a result shown to the agent")
+    databases: Path | None = option(None, "folder of <db_id>/<db_id>.sqlite files for Spider/BIRD-style task files "
+                                    "(default: database/ or *_databases/ beside the task file)")
+    n: int = option(SELF_INSTRUCT_COUNT, "--tasks self-instruct: how many verified tasks to make")
+
+
 class DbBuilder(Builder):
     """AgentBench's DB task on SQLite (default) or MariaDB/MySQL."""
 
@@ -133,46 +150,28 @@ class DbBuilder(Builder):
     env_version = "1.0"
     max_turns = 15
     reward_bar = 1.0
+    Options = DbOptions
 
     def __init__(self, backend: Backend | None = None, databases: Path | None = None,
-                 options: argparse.Namespace | None = None) -> None:
+                 run: argparse.Namespace | None = None) -> None:
         self._backend = backend or SqliteBackend()
         self.databases = databases
-        self._options = options  # the build's options: --tasks self-instruct needs its model, --out and --n
+        self._run = run  # the build's other options: --tasks self-instruct needs its model, --out and --n
         self._lock = threading.Lock()
         self._answers: dict[str, list[Any] | None] = {}
         self._tables: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------ options
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """``--backend``, the MariaDB server, statement limits and the Spider/BIRD database folder."""
-        parser.add_argument("--backend", choices=sorted(_ENGINES), default="sqlite",
-                            help="database engine for the episodes (default: sqlite, in-process)")
-        parser.add_argument("--db-url", default="mysql://root@127.0.0.1:3306",
-                            help="MariaDB/MySQL server and admin user for --backend mariadb, as mysql://USER@HOST:PORT "
-                                 "(the password comes from the variable named by --db-password-env)")
-        parser.add_argument("--db-password-env", default="AGENTINSTRUCT_DB_PASSWORD",
-                            help="environment variable holding the admin password (default: %(default)s)")
-        parser.add_argument("--statement-timeout", type=float, default=Limits.timeout_s,
-                            help="seconds one statement may run (default: %(default)s)")
-        parser.add_argument("--max-rows", type=int, default=Limits.max_rows,
-                            help="rows of a result shown to the agent (default: %(default)s)")
-        parser.add_argument("--databases", type=Path, default=None,
-                            help="folder of <db_id>/<db_id>.sqlite files for Spider/BIRD-style task files "
-                                 "(default: database/ or *_databases/ beside the task file)")
-        add_count_option(parser)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "DbBuilder":
-        """Build the backend the options name."""
-        limits = Limits(timeout_s=args.statement_timeout, max_rows=args.max_rows)
-        if args.backend == "mariadb":
-            backend: Backend = MariadbBackend(server_address(args.db_url, os.environ.get(args.db_password_env, "")),
-                                              limits)
+    def from_options(cls, options: "DbOptions", run: argparse.Namespace | None = None) -> "DbBuilder":
+        """Build the backend the options name; ``run`` (the build's other options) feeds ``--tasks self-instruct``."""
+        limits = Limits(timeout_s=options.statement_timeout, max_rows=options.max_rows)
+        if options.backend == "mariadb":
+            backend: Backend = MariadbBackend(
+                server_address(options.db_url, os.environ.get(options.db_password_env, "")), limits)
         else:
             backend = SqliteBackend(limits)
-        return cls(backend, args.databases, options=args)
+        return cls(backend, options.databases, run=run)
 
     @property
     def backend(self) -> str:
@@ -195,7 +194,7 @@ class DbBuilder(Builder):
         from agentinstruct.builders.db.sources import is_text2sql_file, load_text2sql
 
         if src == SELF_INSTRUCT:
-            return self_instructed_tasks(self, self._options, Path(SELF_INSTRUCT_STORE), load_agentbench)
+            return self_instructed_tasks(self, self._run, Path(SELF_INSTRUCT_STORE), load_agentbench)
         path = Path(src)
         if not path.is_file():
             raise FileNotFoundError(f"db task source {src}: no such file (give an AgentBench DB .jsonl file or a "

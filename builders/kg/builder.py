@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
+from agentinstruct.builders.options import option
 
 from .prompt import prompt_turns
 from .store import HttpSparqlBackend, OxigraphBackend, SparqlBackend
@@ -78,6 +80,19 @@ class KgEnv(Environment):
         """Nothing to release: the backend is shared and outlives the episode."""
 
 
+@dataclass(frozen=True)
+class KgOptions:
+    """The kg split's environment options."""
+
+    sparql_url: str | None = option(None, "SPARQL 1.1 endpoint holding Freebase, e.g. AgentBench's Virtuoso "
+                                    "http://HOST:3001/sparql (default: the embedded Oxigraph store)", metavar="URL")
+    graph: list[Path] = option(list, "N-Triples/Turtle file for the embedded store instead of the package's graph "
+                               "(repeatable; Freebase conventions: ids under http://rdf.freebase.com/ns/)",
+                               metavar="FILE")
+    query_timeout: float = option(30.0, "seconds per SPARQL query", metavar="S")
+    max_results: int = option(1000, "most rows a query returns: relations listed, answers computed", metavar="N")
+
+
 class KgBuilder(Builder):
     """AgentBench's knowledge-graph task over SPARQL (see the module docstring)."""
 
@@ -85,6 +100,7 @@ class KgBuilder(Builder):
     env_name = "knowledge-graph"
     env_version = "1.0"
     max_turns = 15
+    Options = KgOptions
     observation_limit = 16_000  # relation lists of big Freebase entities run long; AgentBench does not cut them
 
     def __init__(self, store: SparqlBackend | None = None, max_results: int = 1000) -> None:
@@ -92,31 +108,18 @@ class KgBuilder(Builder):
         self.max_results = max_results
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        g = parser.add_argument_group("kg (knowledge graph)")
-        g.add_argument("--sparql-url", metavar="URL",
-                       help="SPARQL 1.1 endpoint holding Freebase, e.g. AgentBench's Virtuoso "
-                       "http://HOST:3001/sparql (default: the embedded Oxigraph store)")
-        g.add_argument("--graph", action="append", type=Path, metavar="FILE",
-                       help="N-Triples/Turtle file for the embedded store instead of the package's graph "
-                       "(repeatable; Freebase conventions: ids under http://rdf.freebase.com/ns/)")
-        g.add_argument("--query-timeout", type=float, default=30.0, metavar="S",
-                       help="seconds per SPARQL query (default 30)")
-        g.add_argument("--max-results", type=int, default=1000, metavar="N",
-                       help="most rows a query returns: relations listed, answers computed (default 1000)")
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "KgBuilder":
-        if args.sparql_url and args.graph:
+    def from_options(cls, options: "KgOptions", run: argparse.Namespace | None = None) -> "KgBuilder":
+        """The store the options name: an endpoint, the user's graph files, or the embedded graph."""
+        if options.sparql_url and options.graph:
             raise ValueError("--sparql-url and --graph exclude each other: query an endpoint or load files")
         store: SparqlBackend
-        if args.sparql_url:
-            store = HttpSparqlBackend(args.sparql_url, timeout_s=args.query_timeout)
-        elif args.graph:
-            store = OxigraphBackend(args.graph, timeout_s=args.query_timeout)
+        if options.sparql_url:
+            store = HttpSparqlBackend(options.sparql_url, timeout_s=options.query_timeout)
+        elif options.graph:
+            store = OxigraphBackend(options.graph, timeout_s=options.query_timeout)
         else:
-            store = OxigraphBackend.embedded(timeout_s=args.query_timeout)
-        return cls(store, max_results=args.max_results)
+            store = OxigraphBackend.embedded(timeout_s=options.query_timeout)
+        return cls(store, max_results=options.max_results)
 
     @property
     def backend(self) -> str:
@@ -129,11 +132,11 @@ class KgBuilder(Builder):
         True
         """
         if src == "embedded":
-            return load_questions(EMBEDDED_QUESTIONS)
+            return load_questions(EMBEDDED_QUESTIONS, "package")
         path = Path(src)
         if not path.is_file():
             raise ValueError(f"kg tasks: {src} is neither 'embedded' nor a question file")
-        return load_questions(path)
+        return load_questions(path, "train_split")
 
     def open_env(self, task: Task) -> Environment:
         return KgEnv(task, self.store, self.max_results)

@@ -17,16 +17,18 @@ from __future__ import annotations
 import argparse
 import re
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
-from agentinstruct.builders.os.tasks import command, load_task_file, random_seed
-from agentinstruct.builders.os.sandbox import BACKENDS, DEFAULT_DOCKER_IMAGE, Limits, Output, Sandbox, open_sandbox, resolve_backend
-from agentinstruct.collection.selfinstruct import SELF_INSTRUCT, add_count_option, self_instructed_tasks
+from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Task, Turn
+from agentinstruct.builders.options import option
+from agentinstruct.builders.os import selfinstruct
+from agentinstruct.builders.os.environment import OsEnvironment, prepare
+from agentinstruct.builders.os.sandbox import (BACKENDS, DEFAULT_DOCKER_IMAGE, Limits, Sandbox, open_sandbox,
+                                               resolve_backend)
+from agentinstruct.builders.os.tasks import DATA, EMBEDDED, command, load_task_file
+from agentinstruct.collection.selfinstruct import SELF_INSTRUCT, SELF_INSTRUCT_COUNT, self_instructed_tasks
 
-DATA = Path(__file__).parent / "data"
-"""The embedded tasks (tasks.json), the checkers they and self-instructed tasks use (check/), the Dockerfile."""
-EMBEDDED = "embedded"
 
 INSTRUCTIONS = """You are an agent working at the terminal of a Linux (Ubuntu) machine as root. I stand for the \
 operating system: I run the bash code you send and show you what it printed. Your job is to carry out the \
@@ -122,56 +124,6 @@ def render_turn(thought: str, action: Action) -> str:
     return f"Think: {thought}\n\nAct: finish"
 
 
-def observation(out: Output) -> str:
-    """What the agent sees after a bash action.
-
-    Example:
-        >>> observation(Output("3\\n", 2, 0))
-        'The output of the OS:\\n\\n3\\n'
-        >>> observation(Output("", 0, 0))
-        'The output of the OS is empty.'
-    """
-    note = f"[{out.note}]\n" if out.note else ""
-    if not out.text:
-        return f"The output of the OS:\n{note}" if note else "The output of the OS is empty."
-    return f"The output of the OS:\n{note}\n{out.text}"
-
-
-def prepare(box: Sandbox, task: Task) -> list[Output]:
-    """Run the task's init scripts (own processes, ``$RANDOM`` seeded by the task id) and its ``start`` command
-    (in the agent's shell); their outputs, in order."""
-    seed = random_seed(task.task_id)
-    outputs = [box.exec(command(script, [], seed=seed)) for script in task.payload["init"]]
-    if task.payload["start"]:
-        outputs.append(box.shell(task.payload["start"]))
-    return outputs
-
-
-def judge(box: Sandbox, payload: dict, answer: str | None) -> bool:
-    """The task's verdict on ``answer`` (None after ``finish``), checkers run in ``box``.
-
-    Example:
-        >>> judge(box, {"match": {"answer": "3", "strip": True}, "check": None}, " 3\\n")  # doctest: +SKIP
-        True
-    """
-    match = payload["match"]
-    if match is not None:
-        if answer is None:
-            return False
-        if match.get("strip", True):
-            answer = answer.strip()
-        if "answer" in match:
-            return answer == match["answer"]
-        return re.search(match["regex"], answer) is not None
-    params = [str(answer)]
-    for script in payload["check"]:
-        out = box.exec(command(script if script is not None else payload["example"], params))
-        if out.exit_code != 0:
-            return False
-        params.append(out.text)
-    return True
-
-
 def example_action(payload: dict) -> Action:
     """The task's example solution as one bash action (a python example runs through a here-document).
 
@@ -185,34 +137,19 @@ def example_action(payload: dict) -> Action:
     return Action("bash", code.strip("\n"))
 
 
-class OsEnvironment(Environment):
-    """One episode's sandbox: prepared on ``reset``, driven by bash actions, judged by the task's checkers."""
+@dataclass(frozen=True)
+class OsOptions:
+    """The os split's environment options."""
 
-    def __init__(self, task: Task, box: Sandbox):
-        self.task, self.box = task, box
-
-    def reset(self) -> str | None:
-        """Run init scripts and the start command; nothing is added to the task text."""
-        prepare(self.box, self.task)
-        return None
-
-    def step(self, action: Action) -> StepResult:
-        """Run a bash action in the persistent shell."""
-        if action.kind != "bash":
-            return StepResult(f"Unknown action {action.kind!r}; use bash, answer or finish.")
-        return StepResult(observation(self.box.shell(action.argument)))
-
-    def score(self, final: Action | None) -> Score:
-        """1 when the task's match/check accepts the final answer; 0 when it does not or the agent never finished."""
-        if final is None:
-            ok = False  # out of rounds: AgentBench does not judge
-        else:
-            ok = judge(self.box, self.task.payload, final.argument if final.kind == "answer" else None)
-        return Score(reward=1.0 if ok else 0.0, success=ok, metric="success")
-
-    def close(self) -> None:
-        """Kill the sandbox and everything in it."""
-        self.box.close()
+    scripts: Path | None = option(None, "folder the task file's script paths are relative to (AgentBench: "
+                                  "scripts/dev for data/dev.json); default: the checkers shipped with agentinstruct",
+                                  metavar="DIR")
+    backend: str = option("auto", "sandbox: bubblewrap, docker, or auto (bubblewrap if it runs, else docker; never "
+                          "the bare host)", choices=BACKENDS)
+    docker_image: str = option(DEFAULT_DOCKER_IMAGE, "image for --backend docker (built from builders/os/data)")
+    command_timeout: float = option(Limits.command_timeout, "seconds before a shell command is interrupted",
+                                    metavar="S")
+    n: int = option(SELF_INSTRUCT_COUNT, "--tasks self-instruct: how many verified tasks to make")
 
 
 class OsBuilder(Builder):
@@ -223,36 +160,22 @@ class OsBuilder(Builder):
     env_version: ClassVar[str] = "1.0"
     max_turns: ClassVar[int] = 8
     reward_bar: ClassVar[float] = 1.0
+    Options: ClassVar[type] = OsOptions
 
     def __init__(self, *, scripts: Path | None = None, backend: str = "auto", limits: Limits = Limits(),
-                 docker_image: str = DEFAULT_DOCKER_IMAGE, options: argparse.Namespace | None = None):
+                 docker_image: str = DEFAULT_DOCKER_IMAGE, run: argparse.Namespace | None = None):
         self.scripts = scripts
         self._backend = resolve_backend(backend)
         self.limits = limits
         self.docker_image = docker_image
-        self._options = options  # the build's options: --tasks self-instruct needs its model, --out and --n
+        self._run = run  # the build's other options: --tasks self-instruct needs its model, --out and --n
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """Scripts folder, sandbox backend and limits, and the self-instruct task count."""
-        g = parser.add_argument_group("os split")
-        g.add_argument("--scripts", type=Path, metavar="DIR",
-                       help="folder the task file's script paths are relative to (AgentBench: scripts/dev for "
-                       "data/dev.json); default: the checkers shipped with agentinstruct")
-        g.add_argument("--backend", choices=BACKENDS, default="auto",
-                       help="sandbox: bubblewrap, docker, or auto (bubblewrap if it runs, else docker; never the "
-                       "bare host)")
-        g.add_argument("--docker-image", default=DEFAULT_DOCKER_IMAGE,
-                       help=f"image for --backend docker (default {DEFAULT_DOCKER_IMAGE}, from builders/os/data)")
-        g.add_argument("--command-timeout", type=float, default=Limits.command_timeout, metavar="S",
-                       help=f"seconds before a shell command is interrupted (default {Limits.command_timeout:g})")
-        add_count_option(g)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "OsBuilder":
-        """The builder for the parsed ``build``/``eval`` options."""
-        return cls(scripts=args.scripts, backend=args.backend, limits=Limits(command_timeout=args.command_timeout),
-                   docker_image=args.docker_image, options=args)
+    def from_options(cls, options: "OsOptions", run: argparse.Namespace | None = None) -> "OsBuilder":
+        """The builder the options describe; ``run`` (the build's other options) feeds ``--tasks self-instruct``."""
+        return cls(scripts=options.scripts, backend=options.backend,
+                   limits=Limits(command_timeout=options.command_timeout), docker_image=options.docker_image,
+                   run=run)
 
     @property
     def backend(self) -> str:
@@ -267,21 +190,17 @@ class OsBuilder(Builder):
     def load_tasks(self, src: str) -> list[Task]:
         """``embedded``, ``self-instruct`` (needs ``--out`` and a model), or an AgentBench OS task file."""
         if src == EMBEDDED:
-            return load_task_file(DATA / "tasks.json", DATA, "train_split", prefix=EMBEDDED)
+            return load_task_file(DATA / "tasks.json", DATA, "package", prefix=EMBEDDED)
         if src == SELF_INSTRUCT:
-            from agentinstruct.builders.os.selfinstruct import STORE  # it imports this module
-
-            return self_instructed_tasks(self, self._options, STORE,
+            return self_instructed_tasks(self, self._run, selfinstruct.STORE,
                                          lambda path: load_task_file(path, DATA, "self_instruct"))
         return load_task_file(Path(src), self.scripts or DATA, "train_split")
 
     async def self_instruct(self, agent: Any, n: int, out: Path, *, seed: int = 0,
                             concurrency: int = 4) -> tuple[list[Task], Any]:
         """Grow the AgentBench OS task file ``out`` to ``n`` model-written, sandbox-verified tasks (see
-        ``builders.os_selfinstruct``); returns its tasks and a report."""
-        from agentinstruct.builders.os.selfinstruct import self_instruct
-
-        return await self_instruct(self, agent, n, out, seed=seed, concurrency=concurrency)
+        ``agentinstruct.builders.os.selfinstruct``); returns its tasks and a report."""
+        return await selfinstruct.self_instruct(self, agent, n, out, seed=seed, concurrency=concurrency)
 
     def open_env(self, task: Task) -> Environment:
         """A fresh sandbox for the episode."""

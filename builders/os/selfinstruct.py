@@ -28,9 +28,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agentinstruct.builders import taskfile
 from agentinstruct.builders.base import Task
-from agentinstruct.builders.os.builder import DATA, EMBEDDED, judge, prepare
-from agentinstruct.builders.os.tasks import TaskFormatError, command, load_task_file, read_task_file, task_payload
+from agentinstruct.builders.os.environment import judge, prepare
+from agentinstruct.builders.os.tasks import DATA, EMBEDDED, command, load_task_file, task_payload
 from agentinstruct.collection.selfinstruct import NearDuplicates, SelfInstructReport, grow
 
 CHECKERS = ("integer-match", "string-match", "size-match", "containing", "in")
@@ -123,8 +124,8 @@ def _run_once(builder: Any, task: Task) -> str:
 def verify(builder: Any, entry: dict[str, Any], scripts: Path) -> None:
     """Run a candidate in two fresh sandboxes (see the module docstring); ValueError with the reason to reject."""
     try:
-        payload = task_payload(entry, scripts)
-    except TaskFormatError as exc:
+        payload = task_payload(taskfile.candidate(entry, "self_instruct"), scripts)
+    except taskfile.TaskFileError as exc:
         raise ValueError(f"bad shape ({exc})") from None
     task = Task(CANDIDATE_ID, payload["description"], "self_instruct", payload)
     if _run_once(builder, task) != _run_once(builder, task):
@@ -150,12 +151,16 @@ def request(k: int, seed: int, examples: list[dict[str, Any]]) -> tuple[str, str
 def demonstrations(path: Path) -> list[dict[str, Any]]:
     """The check tasks of an AgentBench OS file that use a shipped checker, in the reply shape (prompt examples).
 
-    Example:
-        >>> sorted(demonstrations(DATA / "tasks.json")[0])  # doctest: +SKIP
+    Example (the embedded tasks):
+        >>> shown = demonstrations(DATA / "tasks.json")
+        >>> sorted(shown[0])
         ['checker', 'description', 'example', 'init']
+        >>> shown[0]["example"], shown[0]["checker"]
+        ("find /root/notes -type f -name '*.txt' | wc -l", 'integer-match')
     """
     shown = []
-    for item in read_task_file(path):
+    for entry in taskfile.read_task_file(path, "package"):
+        item = entry.item
         check, example = item["evaluation"].get("check"), item["evaluation"].get("example")
         init = item.get("create", {}).get("init", {"code": ""})
         if not (isinstance(check, list) and len(check) == 2 and check[0] is None and isinstance(init, dict)):
@@ -173,13 +178,13 @@ async def self_instruct(builder: Any, agent: Any, n: int, out: Path, *, seed: in
 
     ``max_requests`` (default ``4 * n``) bounds the model calls of this run.
 
-    Example:
+    Example (needs a model server, and bubblewrap to verify each task):
         >>> tasks, report = asyncio.run(self_instruct(OsBuilder(), agent, 50, Path("os-tasks.json")))  # doctest: +SKIP
         >>> print(report)  # doctest: +SKIP
         50 tasks in the file (50 new from 97 requests); rejected: example fails 21, not JSON 12, near-duplicate 9
     """
     out = Path(out)
-    entries = read_task_file(out) if out.exists() else []
+    entries = [e.item for e in taskfile.read_task_file(out, "self_instruct")] if out.exists() else []
     if entries:
         load_task_file(out, DATA, "self_instruct")  # a damaged file is reported with its task, not extended
     examples = demonstrations(DATA / "tasks.json")

@@ -16,8 +16,12 @@ def builder_class(split: str, spec: str | None = None) -> type:
     """The Builder class for ``split``: from ``spec`` ("module:Class", e.g. ``--builder``) or the registry.
 
     Example:
-        >>> builder_class("os").split  # doctest: +SKIP
-        'os'
+        >>> builder_class("os")
+        <class 'agentinstruct.builders.os.builder.OsBuilder'>
+        >>> builder_class("os", "agentinstruct.builders.kg.builder:KgBuilder")
+        Traceback (most recent call last):
+        ...
+        ValueError: builder 'agentinstruct.builders.kg.builder:KgBuilder' makes split 'kg', not 'os'
     """
     spec = spec or BUILDERS.get(split)
     if spec is None:

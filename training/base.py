@@ -61,7 +61,7 @@ def is_gguf(name_or_path: str) -> bool:
 def plain_checkpoint(spec: str) -> Path:
     """A plain (unquantized, trainable) checkpoint dir made from a GGUF file, converted once and cached.
 
-    Example:
+    Example (needs a model: it de-quantizes the embedded GGUF's weights, about a minute the first time):
         >>> (plain_checkpoint(EMBEDDED_GGUF) / "config.json").exists()  # doctest: +SKIP
         True
     """
@@ -111,7 +111,7 @@ def resolve_model(name_or_path: str) -> str:
 def load_tokenizer(name_or_path: str, revision: str | None = None) -> Any:
     """The tokenizer of a model reference (Hub id, dir, or GGUF spec).
 
-    Example:
+    Example (needs a model: a GGUF spec goes through ``plain_checkpoint``, a Hub id is downloaded):
         >>> load_tokenizer(EMBEDDED_GGUF).eos_token  # doctest: +SKIP
         '<|im_end|>'
     """

@@ -79,7 +79,7 @@ class ChatFormat:
         trailing whitespace removed, so it holds the reply and the end-of-turn
         token and never the role header. ``ends[i]`` is where turn i's render ends.
 
-        Example:
+        Example (needs a model's tokenizer):
             >>> text, spans, ends = llama2_chat().render_spans(tok, conv)  # doctest: +SKIP
             >>> text[spans[0][0]:spans[0][1]]  # doctest: +SKIP
             ' Ok. </s>'
@@ -124,7 +124,7 @@ def llama2_chat(system_prompt: str | None = AGENTLM_SYSTEM_PROMPT) -> ChatFormat
 def model_chat(tokenizer: Any, system_prompt: str | None = None) -> ChatFormat:
     """The base model's own chat template (as its tokenizer carries it).
 
-    Example:
+    Example (needs a model's tokenizer):
         >>> model_chat(tok).name  # doctest: +SKIP
         'model'
     """

@@ -83,7 +83,7 @@ def _suffix(text: str, span: tuple[int, int], reply: str) -> str:
 class Encoder:
     """Turns conversations into ``input_ids`` + ``labels`` under one chat format and length limit.
 
-    Example:
+    Example (needs a model's tokenizer):
         >>> enc = Encoder(tokenizer, llama2_chat(), max_length=4096)  # doctest: +SKIP
         >>> rows = enc.encode(mixed_rows)  # doctest: +SKIP
         >>> enc.stats.truncation  # doctest: +SKIP
@@ -230,7 +230,7 @@ def check_masks(rows: list[dict[str, Any]], stats: EncodeStats) -> None:
 def render_mask(tokenizer: Any, row: dict[str, Any], open_mark: str = "[[", close_mark: str = "]]") -> str:
     """The example's text with each trained span of tokens wrapped in ``open_mark`` ... ``close_mark``.
 
-    Example:
+    Example (needs a model's tokenizer):
         >>> render_mask(tok, {"input_ids": ids, "labels": labels})  # doctest: +SKIP
         '<s>[INST] ... [/INST][[ Ok. </s>]]<s>[INST] ...'
     """

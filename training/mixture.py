@@ -35,8 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agentinstruct import __version__
-from agentinstruct.datasetdir.layout import MANIFEST, data_files, iter_records, read_manifest, write_parquet_by_hash
 from agentinstruct.datasetdir.fileutil import atomic_write_text, sha256_file
+from agentinstruct.datasetdir.layout import MANIFEST, data_files, iter_records, read_manifest, write_parquet_by_hash
 from agentinstruct.training.sharegpt import DEFAULT_MAX_TURNS, read_general, require_hub_id
 
 MIXTURE_MANIFEST = "mixture.json"
@@ -63,10 +63,15 @@ def load_agent(src: str, revision: str | None = None) -> tuple[list[dict[str, An
     the manifest records. Rows without a ``loss: true`` turn are skipped and
     counted (the THUDM release has none).
 
-    Example:
-        >>> rows, source = load_agent("demo-out")  # doctest: +SKIP
-        >>> source["kind"], rows[0]["split"]  # doctest: +SKIP
-        ('dir', 'os')
+    Example (a dataset dir made from the THUDM sample shipped with the package):
+        >>> from importlib import resources
+        >>> from agentinstruct.records.thudm import import_thudm
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
+        >>> rows, source = load_agent("out")
+        >>> source["kind"], [r["split"] for r in rows], source["skipped_no_trained_turn"]
+        ('dir', ['os', 'db', 'mind2web'], 0)
     """
     path = Path(src)
     if path.is_dir():
@@ -180,7 +185,7 @@ def mix(agent: list[dict[str, Any]], general: list[dict[str, Any]], eta: float, 
 def trained_tokens(rows: list[dict[str, Any]], tokenizer: Any, batch_size: int = 1024) -> Counter:
     """Tokens of the trained (loss: true) turn texts, by ``source``; template markup is not counted.
 
-    Example:
+    Example (needs a model's tokenizer):
         >>> trained_tokens(rows, tok)  # doctest: +SKIP
         Counter({'general': 9312871, 'agent': 2043311})
     """
@@ -221,9 +226,15 @@ def _card(manifest: dict[str, Any]) -> str:
 def write_mixture(out: Path, mixture: Mixture, manifest: dict[str, Any]) -> dict[str, Any]:
     """Write the mixed rows, ``mixture.json`` and ``README.md`` to ``out``; returns the manifest written.
 
-    Example:
-        >>> write_mixture(Path("mix"), m, manifest)["data_files"][0]["rows"]  # doctest: +SKIP
-        10000
+    Example (agent rows only: with eta 1 both effective etas are 1, no tokens need counting):
+        >>> turns = [{"from": "human", "value": "Count the files.", "loss": None}, {"from": "gpt", "value": "3", "loss": True}]
+        >>> m = mix([{"id": "os_0", "split": "os", "conversations": turns}], [], eta=1.0, samples=2, seed=0)
+        >>> manifest = {"eta": 1.0, "rule": m.rule, "drawn": m.drawn, "agentinstruct_version": __version__,
+        ...             "effective_eta": {"examples": 1.0, "trained_tokens": 1.0}}
+        >>> write_mixture(Path("mix"), m, manifest)["data_files"]
+        [{'path': 'data/train-....parquet', 'sha256': '...', 'rows': 2}]
+        >>> sorted(p.name for p in Path("mix").iterdir())
+        ['README.md', 'data', 'mixture.json']
     """
     out = Path(out)
     table = pa.Table.from_pylist(mixture.rows, schema=ARROW_SCHEMA)
@@ -244,10 +255,18 @@ def read_mixture(root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     local dir by its name and config, not its files, so two dirs named ``mix``
     would silently share the first one's rows.
 
-    Example:
-        >>> rows, manifest = read_mixture(Path("mix"))  # doctest: +SKIP
-        >>> rows[0]["conversations"][0]["from"]  # doctest: +SKIP
-        'human'
+    Example (a mixture of agent rows only, written as ``write_mixture`` shows):
+        >>> turns = [{"from": "human", "value": "Count the files.", "loss": None}, {"from": "gpt", "value": "3", "loss": True}]
+        >>> m = mix([{"id": "os_0", "split": "os", "conversations": turns}], [], eta=1.0, samples=2, seed=0)
+        >>> _ = write_mixture(Path("mix"), m, {"eta": 1.0, "rule": m.rule, "drawn": m.drawn, "agentinstruct_version":
+        ...                   __version__, "effective_eta": {"examples": 1.0, "trained_tokens": 1.0}})
+        >>> rows, manifest = read_mixture(Path("mix"))
+        >>> [(r["id"], r["source_id"], r["epoch"]) for r in rows], rows[0]["conversations"][0]["from"]
+        ([('mix_0', 'os_0', 0), ('mix_1', 'os_0', 1)], 'human')
+        >>> read_mixture(Path("."))
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: .: not a mixture dir (no mixture.json); make one with `agentinstruct mix`
     """
     root = Path(root)
     path = root / MIXTURE_MANIFEST
@@ -270,7 +289,7 @@ def build_mixture(agent_src: str, general_src: str | None, eta: float, samples: 
                   agent_revision: str | None = None, general_revision: str | None = None) -> dict[str, Any]:
     """Read both sources, sample the mixture, count trained tokens with ``tokenizer``, write it to ``out``.
 
-    Example:
+    Example (needs a model's tokenizer):
         >>> build_mixture("demo-out", None, 0.2, 1000, 0, Path("mix"), tok)["drawn"]["agent"]  # doctest: +SKIP
         196
     """

@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentinstruct.training.mixture import MIXTURE_MANIFEST, read_mixture
-from agentinstruct.training.sharegpt import require_hub_id
 from agentinstruct.training.base import EMBEDDED_GGUF, is_gguf, resolve_model
 from agentinstruct.training.card import CURVE, plot_curve, render_model_card
 from agentinstruct.training.chat import TemplateError, chat_format
 from agentinstruct.training.masking import Encoder, MaskError, check_masks
+from agentinstruct.training.mixture import MIXTURE_MANIFEST, read_mixture
+from agentinstruct.training.sharegpt import require_hub_id
 
 
 
@@ -71,7 +71,9 @@ def make_parser() -> Any:
     """The TrlParser over AgentLMArguments, SFTConfig and ModelConfig.
 
     Example:
-        >>> args = ["--config", "training/recipes/smollm2-135m-cpu.yaml", "--max_steps", "3"]
+        >>> from importlib import resources
+        >>> recipe = resources.files("agentinstruct.training").joinpath("recipes/smollm2-135m-cpu.yaml")
+        >>> args = ["--config", str(recipe), "--max_steps", "3"]
         >>> make_parser().parse_args_and_config(args)[1].max_steps
         3
     """
@@ -83,8 +85,16 @@ def make_parser() -> Any:
 def load_training_set(name: str, revision: str | None, split: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str | None]:
     """The training rows, the mixture manifest (None when the set has none) and the resolved Hub revision.
 
-    Example:
-        >>> rows, manifest, rev = load_training_set("mix", None, "train")  # doctest: +SKIP
+    Example (a mixture dir, here of agent rows only; see ``agentinstruct.training.mixture.write_mixture``):
+        >>> from agentinstruct import __version__
+        >>> from agentinstruct.training.mixture import mix, write_mixture
+        >>> turns = [{"from": "human", "value": "Count the files.", "loss": None}, {"from": "gpt", "value": "3", "loss": True}]
+        >>> m = mix([{"id": "os_0", "split": "os", "conversations": turns}], [], eta=1.0, samples=2, seed=0)
+        >>> _ = write_mixture(Path("mix"), m, {"eta": 1.0, "rule": m.rule, "drawn": m.drawn, "agentinstruct_version":
+        ...                   __version__, "effective_eta": {"examples": 1.0, "trained_tokens": 1.0}})
+        >>> rows, manifest, rev = load_training_set("mix", None, "train")
+        >>> len(rows), manifest["eta"], rev
+        (2, 1.0, None)
     """
     if not name:
         raise ValueError("no dataset_name: give a dir from `agentinstruct mix` or a Hub dataset id")
@@ -198,7 +208,7 @@ def push_checkpoint(out: Path, repo_id: str, version: str | None, private: bool,
     """Publish the files at the top of ``out`` (the final checkpoint and its card), not the intermediate
     ``checkpoint-*`` dirs with their optimizer states; files are hard-linked into a staging dir, not copied.
 
-    Example:
+    Example (needs a Hub server):
         >>> push_checkpoint(Path("out"), "me/agentlm-7b", "1.0.0", False, "AgentLM 7B")  # doctest: +SKIP
     """
     from agentinstruct.hub import publish_model

@@ -113,9 +113,9 @@ class ClientStats:
 class AgentClient:
     """An OpenAI-compatible chat model with the engine's retry policy.
 
-    Example:
+    Example (needs a model server: here the OpenAI API, with the key in ``OPENAI_API_KEY``):
         >>> agent = AgentClient("gpt-4o-mini")  # doctest: +SKIP
-        >>> reply = await agent.chat([{"role": "user", "content": "hi"}])  # doctest: +SKIP
+        >>> reply = asyncio.run(agent.chat([{"role": "user", "content": "hi"}]))  # doctest: +SKIP
         >>> reply.text, reply.prompt_tokens  # doctest: +SKIP
         ('Hello!', 8)
     """

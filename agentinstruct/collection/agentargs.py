@@ -76,7 +76,7 @@ def run_with_agent(opts: argparse.Namespace, work: Callable[[AgentClient | None]
 
     A refused model or a local server that fails raises ``ModelUnusable``.
 
-    Example:
+    Example (needs the local llama.cpp model, which ``--model local`` serves):
         >>> async def hello(agent):  # doctest: +SKIP
         ...     return (await agent.chat([{"role": "user", "content": "hi"}])).text
         >>> run_with_agent(parser.parse_args(["--model", "local"]), hello)  # doctest: +SKIP

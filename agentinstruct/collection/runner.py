@@ -25,8 +25,8 @@ import asyncio
 import re
 from typing import Any
 
-from agentinstruct.collection.agent import AgentClient, ContextLimit, Usage
 from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Score, Task, Turn
+from agentinstruct.collection.agent import AgentClient, ContextLimit, Usage
 from agentinstruct.records.record import make_record
 
 POLICIES: tuple[str, ...] = ("model", "reference")
@@ -200,10 +200,17 @@ async def run_episode(
 
     Raises ``AgentUnavailable`` when the model keeps failing, and whatever the environment raises.
 
-    Example:
-        >>> record = asyncio.run(run_episode(builder, task, "os_0", agent=agent))  # doctest: +SKIP
-        >>> record["reward"], record["reward_details"]["termination"]  # doctest: +SKIP
-        (1.0, 'answered')
+    Example (the reference policy on an embedded kg question; ``agent=`` with the default policy runs a model):
+        >>> from agentinstruct.builders.kg.builder import KgBuilder
+        >>> kg = KgBuilder()
+        >>> task = kg.load_tasks("embedded")[0]
+        >>> record = asyncio.run(run_episode(kg, task, "kg_0", policy="reference"))
+        >>> record["reward"], record["reward_details"]["termination"], record["filter"]["reason"]
+        (1.0, 'finished', 'not filtered yet')
+        >>> asyncio.run(run_episode(kg, task, "kg_0"))
+        Traceback (most recent call last):
+        ...
+        ValueError: --policy model needs a model (--model)
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")

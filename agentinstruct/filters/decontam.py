@@ -31,10 +31,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from agentinstruct.filters.dirfilter import BatchFilter
 from agentinstruct.filters.base import Decision
-from agentinstruct.records.recordio import read_entries
+from agentinstruct.filters.dirfilter import BatchFilter
 from agentinstruct.filters.textnorm import HASH_BASE, token_lists, window_hashes
+from agentinstruct.records.recordio import read_entries
 
 DEFAULT_N = 13
 DEFAULT_MIN_WORDS = 8
@@ -105,8 +105,11 @@ def load_eval_set(path: Path, field: str | None = None, name: str | None = None)
     without text are an error naming file and row.
 
     Example:
-        >>> load_eval_set(Path("agentbench/dbbench/dev.jsonl")).ids[0]  # doctest: +SKIP
-        'dbbench/dev.jsonl#0'
+        >>> _ = Path("dev.jsonl").write_text('{"description": "How many files are in /etc?"}\\n'
+        ...                                  '{"id": "q7", "description": "Which user owns /srv?"}\\n')
+        >>> s = load_eval_set(Path("dev.jsonl"))
+        >>> s.field, s.ids, s.texts[0]
+        ('description', ['dev.jsonl#0', 'dev.jsonl#q7'], 'How many files are in /etc?')
     """
     path = Path(path)
     if not path.exists():
@@ -133,9 +136,14 @@ def load_eval_set(path: Path, field: str | None = None, name: str | None = None)
 def agentbench_eval_sets(root: Path) -> list[EvalSet]:
     """The AgentBench dev task sets under ``root`` (os_interaction, dbbench, knowledgegraph) that exist.
 
-    Example:
-        >>> [s.name for s in agentbench_eval_sets(Path("../shared/data/agentbench"))]  # doctest: +SKIP
-        ['agentbench/os_interaction/dev.json', 'agentbench/dbbench/dev.jsonl', 'agentbench/knowledgegraph/dev.json']
+    Example (an AgentBench data folder holding two of the three dev sets):
+        >>> root = Path("agentbench")
+        >>> for rel in ("dbbench", "knowledgegraph"):
+        ...     (root / rel).mkdir(parents=True)
+        >>> _ = (root / "dbbench/dev.jsonl").write_text('{"description": "How many users signed up in May?"}\\n')
+        >>> _ = (root / "knowledgegraph/dev.json").write_text('[{"question": "who directed the film?"}]')
+        >>> [(s.name, s.field) for s in agentbench_eval_sets(root)]
+        [('agentbench/dbbench/dev.jsonl', 'description'), ('agentbench/knowledgegraph/dev.json', 'question')]
     """
     return [load_eval_set(Path(root) / rel, field, f"agentbench/{rel}")
             for rel, field in AGENTBENCH_DEV.items() if (Path(root) / rel).exists()]

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from agentinstruct.filters.dirfilter import BatchFilter
 from agentinstruct.filters.base import Decision
+from agentinstruct.filters.dirfilter import BatchFilter
 from agentinstruct.filters.textnorm import window_hashes, words
 
 KEYS = ("instruction", "trajectory")

@@ -17,7 +17,7 @@ def content_hash(conversations: list[Turn]) -> str:
 
     Example:
         >>> content_hash([{"from": "human", "value": "hi", "loss": None}])[:15]
-        'sha256:6a0a7bd'
+        'sha256:bc95dca1'
     """
     canon = json.dumps(conversations, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return "sha256:" + hashlib.sha256(canon.encode("utf-8")).hexdigest()

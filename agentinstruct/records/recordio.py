@@ -90,8 +90,11 @@ def read_entries(path: Path) -> Iterator[Entry]:
     """Every record in a JSON, JSONL or Parquet file, or in every Parquet file of a dataset dir.
 
     Example:
-        >>> [e.record["id"] for e in read_entries(Path("os.jsonl"))]  # doctest: +SKIP
+        >>> _ = Path("os.jsonl").write_text('{"id": "os_0"}\\n{"id": "os_1"}\\n')
+        >>> [e.record["id"] for e in read_entries(Path("os.jsonl"))]
         ['os_0', 'os_1']
+        >>> list(read_entries(Path("missing.jsonl")))
+        [Entry(file=PosixPath('missing.jsonl'), where='file', record=None, error='no such file or directory')]
     """
     for file in record_files(path):
         if not file.exists():

@@ -99,9 +99,17 @@ def check_records(records: Iterable[dict[str, Any]], source: str = "<records>", 
 def validate_paths(paths: Iterable[Path]) -> Report:
     """Validate JSON, JSONL, Parquet files and dataset dirs.
 
-    Example:
-        >>> validate_paths([Path("out/os.jsonl")]).ok  # doctest: +SKIP
+    Example (a dataset dir made from the THUDM sample shipped with the package, and a file that is not there):
+        >>> from importlib import resources
+        >>> from agentinstruct.records.thudm import import_thudm
+        >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
+        >>> import_thudm(str(sample), Path("out"))
+        {'os': 1, 'db': 1, 'mind2web': 1}
+        >>> validate_paths([Path("out")]).ok
         True
+        >>> print(validate_paths([Path("out"), Path("os.jsonl")]).render())
+        os.jsonl:file /: no such file or directory
+        7 records checked, 1 invalid
     """
     def entries() -> Iterable[Entry]:
         for path in paths:

@@ -135,8 +135,15 @@ def read_sqlite_tables(path: str) -> Iterator[dict[str, Any]]:
     """Tables of a SQLite file as ``{name, columns: [{name, type}], rows}`` (rows an iterator), read-only.
 
     Example:
-        >>> [t["name"] for t in read_sqlite_tables("concert_singer.sqlite")]  # doctest: +SKIP
-        ['stadium', 'singer', 'concert', 'singer_in_concert']
+        >>> con = sqlite3.connect("concert_singer.sqlite")
+        >>> _ = con.executescript("CREATE TABLE stadium (stadium_id INTEGER, name TEXT);"
+        ...                       "CREATE TABLE singer (singer_id INTEGER, name);"
+        ...                       "INSERT INTO singer VALUES (1, 'Joe Sharp'), (2, 'Timbaland');")
+        >>> con.close()
+        >>> for t in read_sqlite_tables("concert_singer.sqlite"):  # rows are read while the file is open
+        ...     print(t["name"], [c["type"] for c in t["columns"]], list(t["rows"]))
+        stadium ['INTEGER', 'TEXT'] []
+        singer ['INTEGER', 'TEXT'] [(1, 'Joe Sharp'), (2, 'Timbaland')]
     """
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:

@@ -198,7 +198,7 @@ def _supervisor_source() -> str:
 class Sandbox:
     """A running sandbox: ``shell`` and ``exec`` until ``close`` (also a context manager).
 
-    Example:
+    Example (needs bubblewrap, or Docker):
         >>> with open_sandbox() as box:  # doctest: +SKIP
         ...     box.shell("cd /tmp && echo hi > f && pwd").text
         '/tmp\\n'
@@ -480,7 +480,7 @@ def resolve_backend(backend: str = "auto") -> str:
 
     Raises ``SandboxUnavailable`` saying why each candidate cannot run: there is no unsandboxed fallback.
 
-    Example:
+    Example (needs bubblewrap; the answer depends on the machine):
         >>> resolve_backend()  # doctest: +SKIP
         'bubblewrap'
     """
@@ -499,7 +499,7 @@ def resolve_backend(backend: str = "auto") -> str:
 def open_sandbox(backend: str = "auto", limits: Limits = Limits(), docker_image: str = DEFAULT_DOCKER_IMAGE) -> Sandbox:
     """Start a fresh sandbox on ``backend`` (``auto``, ``bubblewrap`` or ``docker``).
 
-    Example:
+    Example (needs bubblewrap):
         >>> with open_sandbox("bubblewrap", Limits(command_timeout=5)) as box:  # doctest: +SKIP
         ...     box.shell("sleep 60").note
         'the command did not finish within 5 seconds and was interrupted'

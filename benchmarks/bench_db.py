@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from mariadb_server import mariadb_server  # noqa: E402  (the throwaway server helper lives in tests/)
 
-from agentinstruct.builders.db.builder import DbBuilder  # noqa: E402
 from agentinstruct.builders.db.backends import MariadbBackend, SqliteBackend  # noqa: E402
+from agentinstruct.builders.db.builder import DbBuilder  # noqa: E402
 from agentinstruct.collection.runner import run_episode  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "agentbench" / "dbbench" / "dev.jsonl"

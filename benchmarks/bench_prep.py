@@ -24,11 +24,11 @@ import json
 import time
 from importlib import resources
 
-from agentinstruct.training.mixture import mix
-from agentinstruct.training.sharegpt import read_general
 from agentinstruct.training.base import EMBEDDED_GGUF, load_tokenizer
 from agentinstruct.training.chat import chat_format
 from agentinstruct.training.masking import IGNORE, Encoder
+from agentinstruct.training.mixture import mix
+from agentinstruct.training.sharegpt import read_general
 
 
 def _rows(n: int) -> list[dict]:

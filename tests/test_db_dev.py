@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from agentinstruct.builders.base import Action, Task
-from agentinstruct.builders.db.builder import DbBuilder
 from agentinstruct.builders.db.backends import MariadbBackend, SqliteBackend
+from agentinstruct.builders.db.builder import DbBuilder
 from agentinstruct.builders.db.reward import agentbench_md5
 
 PASS_BOTH = "pass"

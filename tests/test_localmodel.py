@@ -9,11 +9,11 @@ from urllib.parse import urlparse
 import pytest
 from counter_builder import CounterBuilder
 
-from agentinstruct.collection.agent import AgentClient
 from agentinstruct.cli import main
-from agentinstruct.datasetdir.layout import iter_records
+from agentinstruct.collection.agent import AgentClient
 from agentinstruct.collection.localmodel import MODEL_NAME, gguf_path, local_server
 from agentinstruct.collection.runner import run_episode
+from agentinstruct.datasetdir.layout import iter_records
 from agentinstruct.records.schema import check_record
 
 

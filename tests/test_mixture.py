@@ -13,9 +13,9 @@ import datasets
 import pytest
 
 from agentinstruct import cli
-from agentinstruct.training.mixture import MIXTURE_MANIFEST, build_mixture, load_agent, mix, read_mixture
 from agentinstruct.records.thudm import import_thudm
 from agentinstruct.training.base import EMBEDDED_GGUF, load_tokenizer
+from agentinstruct.training.mixture import MIXTURE_MANIFEST, build_mixture, load_agent, mix, read_mixture
 
 AGENT = [{"id": f"os_{i}", "split": "os", "conversations": [
     {"from": "human", "value": f"task {i}", "loss": None}, {"from": "gpt", "value": "Ok.", "loss": False},

@@ -9,8 +9,8 @@ import pytest
 from counter_builder import FORMAT_HELP, CounterBuilder, respond
 from openai_stub import OpenAIStub
 
-from agentinstruct.collection.agent import AgentClient, AgentUnavailable
 from agentinstruct.builders.base import Task
+from agentinstruct.collection.agent import AgentClient, AgentUnavailable
 from agentinstruct.collection.runner import run_episode, truncate
 from agentinstruct.records.schema import check_record
 

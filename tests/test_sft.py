@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentinstruct.training.mixture import Mixture, build_mixture, write_mixture
 from agentinstruct.records.thudm import import_thudm
 from agentinstruct.training import sft
 from agentinstruct.training.base import EMBEDDED_GGUF, load_tokenizer, plain_checkpoint
+from agentinstruct.training.mixture import Mixture, build_mixture, write_mixture
 
 REPO = Path(__file__).resolve().parents[1]
 CPU_RECIPE = REPO / "training" / "recipes" / "smollm2-135m-cpu.yaml"

@@ -106,18 +106,25 @@ def read_options(cls: type[T], values: argparse.Namespace | dict[str, Any]) -> T
     return cls(**chosen)
 
 
+def plain(value: Any) -> Any:
+    """An option's value as JSON/YAML holds it: paths as strings, tuples as lists.
+
+    Example:
+        >>> plain([Path("a.ttl"), 2])
+        ['a.ttl', 2]
+    """
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
+
+
 def option_values(options: Any) -> dict[str, Any]:
-    """The options as plain JSON/YAML values (paths as strings), for the journal header and the build file.
+    """The options as plain JSON/YAML values, for the journal header and the build file.
 
     Example:
         >>> option_values(NoOptions())
         {}
     """
-    def plain(value: Any) -> Any:
-        if isinstance(value, Path):
-            return str(value)
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        return value
-
     return {f.name: plain(getattr(options, f.name)) for f in dataclasses.fields(options)}

@@ -29,10 +29,11 @@ from typing import Any
 
 import yaml
 
+from agentinstruct.builders.options import plain
 from agentinstruct.datasetdir.layout import BUILDS
 
-NOT_SETTINGS = frozenset({"help", "config", "split", "options", "func", "command"})
-"""Parser destinations that are not a build's settings (the command's own plumbing)."""
+NOT_SETTINGS = frozenset({"help", "config"})
+"""Parser destinations that are not a build's settings: ``--help``, and ``--config`` itself."""
 
 # A value under such a name would be a secret; options only ever name the variable that holds one (api_key_env).
 _SECRET_WORDS = frozenset({"key", "token", "password", "secret", "credentials"})
@@ -130,14 +131,6 @@ def apply_build(parser: argparse.ArgumentParser, build: dict[str, Any], where: s
     parser.set_defaults(**{k: _convert(known[k], v, f"{where}: {k}") for k, v in build.items()})
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
 def resolved(parser: argparse.ArgumentParser, opts: argparse.Namespace, split: str,
              options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Every setting of a build as it ran: the parser's options with their final values, ``options`` (the
@@ -151,9 +144,9 @@ def resolved(parser: argparse.ArgumentParser, opts: argparse.Namespace, split: s
     config: dict[str, Any] = {"split": split}
     for dest in _settings(parser):
         if not _secret(dest):
-            config[dest] = _plain(getattr(opts, dest, None))
+            config[dest] = plain(getattr(opts, dest, None))
     for name, value in (options or {}).items():
-        config[name] = _plain(value)
+        config[name] = plain(value)
     return config
 
 

@@ -16,11 +16,11 @@ from agentinstruct.datasetdir.layout import iter_records
 from agentinstruct.datasetdir.release import write_splits
 from agentinstruct.records.record import imported_agent, make_record
 from agentinstruct.records.recordio import Entry, read_entries
-from agentinstruct.records.schema import Problem
+from agentinstruct.records.schema import THUDM_TURN_FIELDS, Problem, id_split
 from agentinstruct.records.validation import InvalidRecords, Report
 from agentinstruct.schemas import SPLITS
 
-THUDM_TURN_KEYS = {"from", "value", "loss"}
+THUDM_TURN_KEYS = set(THUDM_TURN_FIELDS)
 
 
 def _hub_entries(repo_id: str, split: str | None) -> Iterator[Entry]:
@@ -73,10 +73,8 @@ def split_of(row_id: str, forced: str | None = None) -> str | None:
         >>> split_of("mind2web_3")
         'mind2web'
     """
-    if forced:
-        return forced
-    prefix = row_id.rsplit("_", 1)[0]
-    return prefix if prefix in SPLITS else None
+    # One prefix rule for import and `validate --contract thudm`, so validate accepts every row import does.
+    return forced or id_split(row_id)
 
 
 def instruction_of(conversations: list[dict[str, Any]]) -> str:

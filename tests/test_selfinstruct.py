@@ -5,8 +5,6 @@ task is accepted, the request budget, and resumed runs asking anew."""
 from __future__ import annotations
 
 import asyncio
-import doctest
-import importlib
 import json
 
 import pytest
@@ -76,9 +74,3 @@ def test_grow_counts_rejections_stores_each_acceptance_and_resumes_with_new_requ
 def test_near_duplicates_rule(text, threshold, repeats):
     seen = NearDuplicates(["count the txt files", "größe von ä txt", "abcdefghij"], threshold=threshold)
     assert seen.repeats(text) is repeats
-
-
-@pytest.mark.parametrize("module", ["agentinstruct.collection.selfinstruct", "agentinstruct.collection.agentargs"])
-def test_docstring_examples_hold(module):
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted > 0

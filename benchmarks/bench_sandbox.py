@@ -5,9 +5,11 @@ Side by side in one run, interleaved, medians of ``--repeat`` rounds:
 - per command: a command in the sandbox's persistent shell (``Sandbox.shell``, JSON to the supervisor, bash
   ``eval``, output back) and as an independent sandbox process (``Sandbox.exec``, as checkers run), against the
   same command in a plain host subprocess (``subprocess.run(["bash", "-c", cmd])``);
-- per episode start: ``open_sandbox()`` + ``close()`` (user namespace, bwrap, overlays, /etc copy, supervisor,
-  login shell, teardown that waits for the PID namespace to empty) against starting and stopping a plain host
-  ``bash --login -i`` that answers one command.
+- per episode start: ``open_sandbox()`` + ``close()`` (admission, cgroup, user namespace, bwrap, overlays, /etc
+  copy, supervisor, login shell, teardown that waits for the PID namespace to empty) against starting and stopping
+  a plain host ``bash --login -i`` that answers one command;
+- getting a ready sandbox, what an episode waits for: ``SandboxPool.acquire()`` from a warm pool (refilled in the
+  background between rounds, as it is while a build's episodes run) against a cold ``open_sandbox()``.
 
 ::
 
@@ -22,7 +24,9 @@ import subprocess
 import tempfile
 import time
 
-from agentinstruct.builders.os.sandbox import Limits, open_sandbox, resolve_backend
+from agentinstruct.builders.os.limits import Limits
+from agentinstruct.builders.os.pool import SandboxPool
+from agentinstruct.builders.os.sandbox import open_sandbox, resolve_backend
 
 COMMANDS = {
     "true": "true",
@@ -77,6 +81,19 @@ def main() -> None:
     s, h = statistics.median(starts) * ms, statistics.median(plain) * ms
     print(f"\n{'per episode start':<22}{'host ms':>10}{'sandbox ms':>12}{'ratio':>8}")
     print(f"{'start + close':<22}{h:>10.1f}{s:>12.1f}{s / h:>8.1f}")
+    cold, warm = [], []
+    with SandboxPool(backend, Limits(), size=2) as pool:
+        for _ in range(args.repeat):
+            pool.fill(60)  # between episodes the pool refills in the background
+            # Cold first, while the pool is full and idle: a refill running meanwhile would slow the cold start.
+            for times, get in ((cold, lambda: open_sandbox(backend, Limits())), (warm, pool.acquire)):
+                started = time.perf_counter()
+                box = get()
+                times.append(time.perf_counter() - started)
+                box.close()
+    c, w = statistics.median(cold) * ms, statistics.median(warm) * ms
+    print(f"\n{'ready sandbox':<22}{'cold ms':>10}{'pool ms':>10}{'cold/pool':>11}")
+    print(f"{'acquire':<22}{c:>10.1f}{w:>10.3f}{c / w:>11.0f}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ def unavailable(reason: str) -> NoReturn:
 @pytest.fixture(scope="session")
 def sandbox_backend() -> str:
     """The bubblewrap sandbox backend, checked to work on this machine."""
-    from agentinstruct.builders.os.sandbox import SandboxUnavailable, resolve_backend
+    from agentinstruct.builders.os.errors import SandboxUnavailable
+    from agentinstruct.builders.os.sandbox import resolve_backend
 
     try:
         return resolve_backend("bubblewrap")

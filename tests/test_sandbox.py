@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from agentinstruct.builders.os import sandbox
-from agentinstruct.builders.os.sandbox import Limits, SandboxUnavailable, open_sandbox, resolve_backend
+from agentinstruct.builders.os.errors import SandboxUnavailable
+from agentinstruct.builders.os.limits import Limits
+from agentinstruct.builders.os.sandbox import open_sandbox, resolve_backend
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = Limits(command_timeout=4.0, exec_timeout=10.0)

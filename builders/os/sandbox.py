@@ -5,7 +5,8 @@ runs commands in a persistent interactive ``bash --login`` (the agent's
 terminal) and whose ``exec`` runs independent processes (init scripts,
 checkers), both answering an ``Output``. Inside, a small supervisor
 (``agentinstruct.builders.os.supervisor``) does the work; the host only talks
-JSON lines with it.
+JSON lines with it. Sandboxes started ahead of need, off an episode's
+critical path, come from ``agentinstruct.builders.os.pool``.
 
 Backends:
 
@@ -13,16 +14,17 @@ Backends:
   mount namespaces, inside a user namespace where root is root. No network
   (only a loopback device), no host environment (``--clearenv``), no host
   files but read-only copies: ``/usr`` (and ``/bin``, ``/lib*`` where they
-  are directories) are overlays whose writes land in a size-capped tmpfs;
-  ``/etc`` is a fresh copy of a fixed list of harmless host files (no
-  ``shadow``, keys or credentials; ``shadow``/``gshadow`` are generated);
-  ``/``, ``/root``, ``/home``, ``/tmp``, ``/var`` ... live on a size-capped
-  tmpfs. When the host runs it as root, the sandbox's uids 0-65535 map to
-  host uids 100000-165535, so root inside is an unprivileged user outside and
-  ``useradd``/``chown`` work; otherwise only root is mapped (``chown`` to
-  other users fails). Capabilities are cut to Docker's default set after the
-  mounts are made. Files from the host (``/usr``) show as owned by ``nobody``
-  inside and cannot be changed, only added next to.
+  are directories) are overlays whose writes land in the sandbox's tmpfs;
+  ``/etc`` is a fresh copy of a fixed list of harmless host files
+  (``ETC_ENTRIES``: no ``shadow``, keys, credentials or login configuration;
+  ``shadow``/``gshadow`` are generated) plus the sandbox's own login files
+  (``ETC_FILES``); ``/``, ``/root``, ``/home``, ``/tmp``, ``/var`` ... live
+  on the same tmpfs. When the host runs it as root, the sandbox's uids
+  0-65535 map to host uids 100000-165535, so root inside is an unprivileged
+  user outside and ``useradd``/``chown`` work; otherwise only root is mapped
+  (``chown`` to other users fails). Capabilities are cut to Docker's default
+  set after the mounts are made. Files from the host (``/usr``) show as owned
+  by ``nobody`` inside and cannot be changed, only added next to.
 - ``docker``: a container per episode (``--network none``, memory and pids
   limits) of an image with bash and python3, used when a Docker engine is
   reachable (``docker info`` succeeds); AgentBench's image is what its users
@@ -32,13 +34,30 @@ Backends:
 else refuses with ``SandboxUnavailable``: there is never a fallback to an
 unsandboxed host shell.
 
-Limits (``Limits``): per-command wall clock (the command is interrupted and
-the agent told), per-process CPU time, address space, file size and open
-files, a process count for the whole episode, a size cap on every writable
-filesystem, and a cap on the output collected per command. Closing a
-sandbox kills every process in it: the PID namespace dies with its init,
-which dies with ``bwrap`` (``--die-with-parent``); Docker removes its
-container.
+Environment (bubblewrap), fixed like a container image's and the same on every
+host: processes start with exactly ``PATH=/usr/local/sbin:/usr/local/bin:
+/usr/sbin:/usr/bin:/sbin:/bin``, ``HOME=/root``, ``USER=root``,
+``LOGNAME=root``, ``SHELL=/bin/bash``, ``TERM=xterm`` and ``LANG=C.UTF-8``
+(``supervisor.ENV``); the agent's login shell reads the sandbox's own
+``/etc/profile`` (PATH, ``umask 022``, ``/etc/bash.bashrc``, then
+``/etc/profile.d/*.sh``, empty at the start), ``/root/.profile`` and
+``/root/.bashrc`` (from its ``/etc/skel``), which export nothing more, so
+``env`` there shows those seven plus bash's ``PWD``, ``OLDPWD``, ``SHLVL`` and
+``_``. ``/etc/environment`` is empty, ``/etc/default/locale`` says
+``LANG=C.UTF-8`` and ``/etc/login.defs`` is Debian's (both read by ``su``).
+Nothing of the host's ``/etc/profile``, ``/etc/profile.d``,
+``/etc/bash.bashrc``, ``/etc/environment``, ``/etc/skel``, ``/etc/security``,
+``/etc/login.defs`` or ``/etc/inputrc`` gets in.
+
+Limits (``Limits``, in ``agentinstruct.builders.os.limits``) hold on every
+backend. With bubblewrap, one cgroup per episode caps its memory and
+processes where the host lets us make one
+(``agentinstruct.builders.os.cgroups``); on either backend, every start is
+first admitted against the host's memory
+(``agentinstruct.builders.os.admission``). Closing a
+sandbox kills every process in it (the PID namespace dies with its init,
+which dies with ``bwrap``, ``--die-with-parent``; what is left in its cgroup
+is killed) and removes its cgroup; Docker removes its container.
 """
 
 from __future__ import annotations
@@ -52,12 +71,18 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from agentinstruct.builders.os import admission, cgroups
+from agentinstruct.builders.os.admission import Admission, Reservation
+from agentinstruct.builders.os.errors import SandboxError, SandboxUnavailable
+from agentinstruct.builders.os.limits import Limits
 
 BACKENDS: tuple[str, ...] = ("auto", "bubblewrap", "docker")
 DEFAULT_DOCKER_IMAGE = "agentinstruct/os:latest"
@@ -66,27 +91,104 @@ HOSTNAME = "sandbox"
 UID_BASE = 100000
 """Host uid of root inside a bubblewrap sandbox started by host root (a range of 65536 uids from here)."""
 
-# Host /etc entries copied into the sandbox: what a shell, python3, useradd and su need; nothing secret.
+# Host /etc entries copied into the sandbox: what python3, useradd, su and the C library need; nothing secret and no
+# login configuration (profile, bashrc, environment, skel, security, login.defs: ETC_FILES has the sandbox's own).
 ETC_ENTRIES: tuple[str, ...] = (
-    "adduser.conf", "alternatives", "bash.bashrc", "bash_completion.d", "debian_version", "default",
-    "deluser.conf", "environment", "gai.conf", "group", "host.conf", "inputrc", "issue", "issue.net",
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "locale.alias", "locale.gen", "localtime", "login.defs",
-    "lsb-release", "magic", "magic.mime", "manpath.config", "mime.types", "networks", "nsswitch.conf",
-    "os-release", "pam.conf", "pam.d", "passwd", "profile", "profile.d", "protocols", "python3", "rpc",
-    "security", "services", "shells", "skel", "terminfo", "timezone", "vim", "xattr.conf",
+    "adduser.conf", "alternatives", "debian_version", "deluser.conf", "gai.conf", "group", "host.conf", "issue",
+    "issue.net", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "locale.alias", "locale.gen", "localtime",
+    "lsb-release", "magic", "magic.mime", "manpath.config", "mime.types", "networks", "nsswitch.conf", "os-release",
+    "pam.conf", "pam.d", "passwd", "protocols", "python3", "rpc", "services", "shells", "terminfo", "timezone", "vim",
+    "xattr.conf",
 )
+HOST_ETC = Path("/etc")
+"""Where ``ETC_ENTRIES`` are read from."""
+ETC_FILES: dict[str, str] = {
+    "profile": """\
+# /etc/profile of the agentinstruct sandbox (the same on every host): read by login shells.
+if [ "$(id -u)" -eq 0 ]; then
+  PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+else
+  PATH="/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
+fi
+export PATH
+umask 022
+if [ "${PS1-}" ] && [ "${BASH-}" ] && [ "$BASH" != "/bin/sh" ] && [ -f /etc/bash.bashrc ]; then
+  . /etc/bash.bashrc
+fi
+for i in /etc/profile.d/*.sh; do
+  if [ -r "$i" ]; then . "$i"; fi
+done
+unset i
+""",
+    "bash.bashrc": """\
+# /etc/bash.bashrc of the agentinstruct sandbox: read by interactive bash.
+[ -z "${PS1-}" ] && return
+shopt -s checkwinsize
+PS1='\\u@\\h:\\w\\$ '
+""",
+    "environment": "",
+    "default/locale": "LANG=C.UTF-8\n",
+    "default/useradd": "SHELL=/bin/sh\n",
+    "login.defs": """\
+# /etc/login.defs of the agentinstruct sandbox (Debian's settings).
+MAIL_DIR        /var/mail
+ENV_SUPATH      PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+ENV_PATH        PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games
+HUSHLOGIN_FILE  .hushlogin
+TTYGROUP        tty
+TTYPERM         0600
+UMASK           022
+PASS_MAX_DAYS   99999
+PASS_MIN_DAYS   0
+PASS_WARN_AGE   7
+UID_MIN         1000
+UID_MAX         60000
+GID_MIN         1000
+GID_MAX         60000
+LOGIN_RETRIES   5
+LOGIN_TIMEOUT   60
+DEFAULT_HOME    yes
+USERGROUPS_ENAB yes
+ENCRYPT_METHOD  SHA512
+NONEXISTENT     /nonexistent
+""",
+    "security/pam_env.conf": "# No variables here: the sandbox's environment is fixed.\n",
+    "security/limits.conf": "# No limits here: the sandbox sets its own.\n",
+    "skel/.profile": """\
+# ~/.profile of the agentinstruct sandbox: read by login shells.
+if [ -n "${BASH_VERSION-}" ] && [ -f "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi
+if [ -d "$HOME/bin" ]; then PATH="$HOME/bin:$PATH"; fi
+if [ -d "$HOME/.local/bin" ]; then PATH="$HOME/.local/bin:$PATH"; fi
+""",
+    "skel/.bashrc": """\
+# ~/.bashrc of the agentinstruct sandbox: read by interactive bash.
+case $- in *i*) ;; *) return ;; esac
+HISTCONTROL=ignoreboth
+shopt -s histappend checkwinsize
+""",
+}
+"""The sandbox's own login files, written into its ``/etc`` (``skel`` is also copied to ``/root``)."""
+ETC_DIRS: tuple[str, ...] = ("profile.d", "security/limits.d")
+"""Empty directories of the sandbox's ``/etc`` (its programs look there; the agent may add files)."""
 # Capabilities root keeps inside (Docker's default set): enough for chown, su, kill; no mount, no ptrace.
 KEEP_CAPS = ("chown", "dac_override", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
              "net_bind_service", "net_raw", "sys_chroot", "mknod", "audit_write", "setfcap")
 TOP_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
-# Runs inside bwrap with every capability of the sandbox's user namespace: builds the episode's root on a
+# Runs inside bwrap with every capability of the sandbox's user namespace: builds the episode's root on one
 # size-capped tmpfs, pivots into it (so nothing of bwrap's staging root stays reachable), drops capabilities
 # and starts the supervisor.
 _SETUP = r"""
 set -eu
-R=/.sandbox/root U=/.sandbox/upper
+F=/.sandbox/fs
+R=$F/root U=$F/upper
 exec 3< /.sandbox/supervisor.py  # still readable as /dev/fd/3 once the staging root is gone
+# Everything the sandbox can write lives on the one tmpfs $F (/, the overlays' writes, /usr/local, /dev/shm), so
+# disk_mb caps it all at once, and nr_inodes caps the kernel memory that empty files take.
+mount -t tmpfs -o "size=$disk,nr_inodes=$inodes,mode=755" tmpfs "$F"
+mkdir -p "$R" "$U" "$F/shm"
+chmod 1777 "$F/shm"
+mount --bind "$R" "$R"  # pivot_root wants the new root to be a mount point
 cd "$R"
 mkdir -p usr etc root home tmp run/lock var/tmp var/log var/lib var/cache var/spool var/mail var/opt var/local \
   var/backups srv opt mnt media proc dev sys boot .old
@@ -105,10 +207,12 @@ mkdir -p usr/local "$U/local"
 mount --bind "$U/local" usr/local
 # Host directories root may not enter here (owned by an unmapped uid) become empty ones root can: at a real root
 # prompt `find /` does not trip over them either.
-mask() { mount -t tmpfs -o size=4k,mode=700 masked "$1"; }
+mask() { mount -t tmpfs -o size=4k,nr_inodes=16,mode=700 masked "$1"; }
 printf '%s\n' "$masks" | while IFS= read -r d; do if [ -n "$d" ] && [ -d "$R$d" ]; then mask "$R$d"; fi; done
-# Host files only root may read there (e.g. security/opasswd) stay behind: they are exactly the ones to leave out.
+# Host files only root may read there (e.g. a root-only file in a listed directory) stay behind: they are exactly
+# the ones to leave out.
 cp -a --no-preserve=ownership /.sandbox/host-etc/. etc/ 2>/dev/null || true
+write_etc
 awk -F: '{print $1":*:19000:0:99999:7:::"}' etc/passwd > etc/shadow
 awk -F: '{print $1":*::"}' etc/group > etc/gshadow
 chmod 640 etc/shadow etc/gshadow
@@ -116,13 +220,19 @@ printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1
 echo "$host" > etc/hostname
 : > etc/resolv.conf
 ln -s /proc/self/mounts etc/mtab
-if [ -d etc/skel ]; then cp -a etc/skel/. root/; fi
+cp -a etc/skel/. root/
+chmod 700 root  # the copy gave it skel's mode
 mount --rbind /proc proc
 find proc -mindepth 1 -maxdepth 3 \( -path 'proc/[0-9]*' -o -path proc/self -o -path proc/thread-self \) -prune \
   -o -type d ! -readable -print | while IFS= read -r d; do mask "$d"; done
-mount --rbind /dev dev
-mkdir -p dev/shm
-mount -t tmpfs -o "size=$shm,mode=1777" shm dev/shm
+# A /dev of its own with no room for files (bwrap's has no cap): bwrap's device nodes, symlinks and ptys, and the
+# sandbox's /dev/shm.
+mount -t tmpfs -o size=4k,nr_inodes=64,mode=755 tmpfs dev
+for n in null zero full random urandom tty; do : > "dev/$n"; mount --bind "/dev/$n" "dev/$n"; done
+cp -P /dev/fd /dev/stdin /dev/stdout /dev/stderr /dev/ptmx dev/
+mkdir dev/pts dev/shm
+mount --bind /dev/pts dev/pts
+mount --bind "$F/shm" dev/shm
 pivot_root . .old
 cd /
 umount -l /.old
@@ -131,50 +241,6 @@ exec setpriv "--bounding-set=-all,$caps" --inh-caps=-all --ambient-caps=-all -- 
   python3 -I -S /dev/fd/3 "$limits"
 """
 
-
-class SandboxUnavailable(ValueError):
-    """No sandbox backend can start here (a ValueError so the CLI reports it as one clear line)."""
-
-
-class SandboxError(RuntimeError):
-    """A running sandbox stopped answering or broke its protocol; the episode is an environment error."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one episode's sandbox may use."""
-
-    command_timeout: float = 20.0
-    """Wall-clock seconds for one shell command before it is interrupted."""
-    exec_timeout: float = 120.0
-    """Wall-clock seconds for one independent process (init script, checker; some AgentBench inits sleep 60 s)."""
-    memory_mb: int = 2048
-    """Address space per process (RLIMIT_AS)."""
-    cpu_seconds: int = 120
-    """CPU time per process (RLIMIT_CPU)."""
-    processes: int = 256
-    """Processes of the episode at once (RLIMIT_NPROC, counted in the sandbox's user namespace)."""
-    disk_mb: int = 512
-    """Size of each writable filesystem (the root tmpfs; the overlays' upper tmpfs; /dev/shm gets a quarter)."""
-    file_mb: int = 256
-    """Largest file a process may write (RLIMIT_FSIZE)."""
-    open_files: int = 1024
-    """Open files per process (RLIMIT_NOFILE)."""
-    output_bytes: int = 65536
-    """Output kept per command (the rest is read and dropped); the agent sees far less (observation_limit)."""
-    start_timeout: float = 30.0
-    """Seconds for a sandbox to come up."""
-
-    def rlimits(self) -> dict[str, int]:
-        """The per-process resource limits the supervisor sets on every child, by RLIMIT_ name.
-
-        Example:
-            >>> Limits(processes=64).rlimits()["nproc"]
-            64
-        """
-        mb = 1024 * 1024
-        return {"as": self.memory_mb * mb, "cpu": self.cpu_seconds, "nproc": self.processes,
-                "fsize": self.file_mb * mb, "nofile": self.open_files, "core": 0}
 
 
 @dataclass(frozen=True)
@@ -204,12 +270,15 @@ class Sandbox:
         '/tmp\\n'
     """
 
-    def __init__(self, proc: subprocess.Popen, backend: str, limits: Limits, stderr: Any, on_close: list[list[str]]):
+    def __init__(self, proc: subprocess.Popen, backend: str, limits: Limits, stderr: Any, on_close: list[list[str]],
+                 cgroup: cgroups.Cgroup | None = None, reservation: Reservation | None = None):
         self.backend = backend
         self.limits = limits
         self._proc = proc
         self._stderr = stderr
         self._on_close = on_close
+        self._cgroup = cgroup
+        self._reservation = reservation
         self._buffer = b""
         self._closed = False
         self._pidns: str | None = None
@@ -280,16 +349,32 @@ class Sandbox:
             except ProcessLookupError:
                 pass
         self._proc.wait()
-        if self._pidns is not None:
-            _wait_until_gone(self._pidns)
-        for stream in (self._proc.stdin, self._proc.stdout, self._stderr):
-            try:
-                stream.close()
-            except OSError:
-                pass
-        for argv in self._on_close:
-            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False,
-                           env=_docker_env())
+        try:
+            if self._cgroup is not None:
+                self._cgroup.remove()  # kills what is left there: the cgroup sees every process, whatever it did
+            if self._pidns is not None:  # a task leaves its cgroup a moment before it has quite exited
+                _wait_until_gone(self._pidns)
+            for stream in (self._proc.stdin, self._proc.stdout, self._stderr):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            for argv in self._on_close:
+                subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False,
+                               env=_docker_env())
+        finally:
+            if self._reservation is not None:
+                self._reservation.release()
+
+    def running(self) -> bool:
+        """Whether the sandbox is up (not closed, its processes not ended).
+
+        Example (needs bubblewrap):
+            >>> box = open_sandbox("bubblewrap")  # doctest: +SKIP
+            >>> box.running(), box.close(), box.running()  # doctest: +SKIP
+            (True, None, False)
+        """
+        return not self._closed and self._proc.poll() is None
 
     def __enter__(self) -> "Sandbox":
         return self
@@ -389,13 +474,28 @@ def _mapped_userns() -> int:
         holder.stderr.close()
 
 
-def _bubblewrap(limits: Limits) -> Sandbox:
+
+# Joins the cgroup.procs files named in its arguments, then execs the rest: the sandbox's first process is in the
+# episode's cgroup before it starts any other, so no process of the sandbox is ever outside it.
+_JOIN = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done; exec "$@"'
+
+
+@functools.lru_cache(maxsize=None)
+def _write_etc() -> str:
+    """The setup's ``write_etc`` function: ``ETC_DIRS`` and ``ETC_FILES`` into the new root's ``etc/``."""
+    dirs = sorted({str(Path(name).parent) for name in ETC_FILES} - {"."} | set(ETC_DIRS))
+    lines = ["write_etc() {", "mkdir -p " + " ".join(shlex.quote(f"etc/{d}") for d in dirs)]
+    for name, text in ETC_FILES.items():
+        lines.append(f"cat > {shlex.quote('etc/' + name)} <<'__AGENTINSTRUCT_ETC__'\n{text}__AGENTINSTRUCT_ETC__")
+    return "\n".join(lines + ["}"]) + "\n"
+
+
+def _bubblewrap(limits: Limits, reservation: Reservation | None = None) -> Sandbox:
     if shutil.which("bwrap") is None:
         raise SandboxUnavailable("bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap; "
                                  "`make setup` does it)")
     if not Path("/usr/bin/python3").exists() and shutil.which("python3", path="/usr/bin:/bin") is None:
         raise SandboxUnavailable("the bubblewrap sandbox runs the host's /usr/bin/python3, which is missing")
-    disk = limits.disk_mb * 1024 * 1024
     args = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
             "--die-with-parent", "--new-session", "--clearenv", "--setenv", "PATH", "/usr/sbin:/usr/bin:/sbin:/bin",
             "--hostname", HOSTNAME, "--ro-bind", "/usr", "/usr"]
@@ -405,43 +505,51 @@ def _bubblewrap(limits: Limits) -> Sandbox:
             args += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(disk), "--tmpfs", "/.sandbox/root", "--size", str(disk), "--tmpfs", "/.sandbox/upper",
-             "--tmpfs", "/.sandbox/host-etc",
-             # The setup's own tools (awk) resolve through /etc/alternatives on Debian.
+    args += ["--proc", "/proc", "--dev", "/dev", "--dir", "/.sandbox/fs", "--tmpfs", "/.sandbox/host-etc",
+             # The setup's own tools (awk) resolve through the host's /etc/alternatives on Debian.
              "--ro-bind-try", "/etc/alternatives", "/etc/alternatives"]
     for name in ETC_ENTRIES:
-        args += ["--ro-bind-try", f"/etc/{name}", f"/.sandbox/host-etc/{name}"]
+        args += ["--ro-bind-try", str(HOST_ETC / name), f"/.sandbox/host-etc/{name}"]
     caps = ",".join(f"+{c}" for c in KEEP_CAPS)
     # Scripts and options travel in files (bwrap --file, --args), so `ps` in the sandbox shows short lines.
-    values = {"limits": json.dumps(limits.rlimits()), "host": HOSTNAME, "shm": str(disk // 4), "caps": caps,
-              "masks": "\n".join(_closed_dirs())}
-    script = "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()) + _SETUP
+    values = {"limits": json.dumps(limits.rlimits()), "host": HOSTNAME, "caps": caps,
+              "masks": "\n".join(_closed_dirs()), "disk": f"{limits.disk_mb}m", "inodes": str(limits.inodes())}
+    script = "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()) + _write_etc() + "umask 022\n" + _SETUP
     setup, supervisor = _data_fd(script.encode()), _data_fd(_supervisor_source().encode())
     args += ["--file", str(setup), "/.sandbox/setup.sh", "--file", str(supervisor), "/.sandbox/supervisor.py",
              "--cap-add", "ALL"]
     argfile = _data_fd(b"".join(a.encode() + b"\0" for a in args))
     fds = [setup, supervisor, argfile]
+    parents = cgroups.episode_parents()[0]
+    cgroup = None
     try:
         if os.geteuid() == 0:
             fds.append(_mapped_userns())
-            proc, stderr = _popen(["nsenter", f"--user=/proc/self/fd/{fds[-1]}", "--setuid", "0", "--setgid", "0",
-                                   "--", "bwrap", "--args", str(argfile), "--", "/bin/sh", "/.sandbox/setup.sh"],
-                                  {"PATH": os.defpath}, pass_fds=fds)
+            argv = ["nsenter", f"--user=/proc/self/fd/{fds[-1]}", "--setuid", "0", "--setgid", "0", "--", "bwrap"]
         else:
-            proc, stderr = _popen(["bwrap", "--unshare-user", "--uid", "0", "--gid", "0", "--args", str(argfile),
-                                   "--", "/bin/sh", "/.sandbox/setup.sh"], {"PATH": os.defpath}, pass_fds=fds)
+            argv = ["bwrap", "--unshare-user", "--uid", "0", "--gid", "0"]
+        argv += ["--args", str(argfile), "--", "/bin/sh", "/.sandbox/setup.sh"]
+        if parents is not None:
+            cgroup = cgroups.Cgroup.create(parents, limits)
+            argv = ["/bin/sh", "-c", _JOIN, "sh", str(len(cgroup.procs())), *cgroup.procs(), *argv]
+            if reservation is not None:
+                reservation.measure = cgroup.pinned_mb
+        proc, stderr = _popen(argv, {"PATH": os.defpath}, pass_fds=fds)
+    except BaseException:
+        if cgroup is not None:
+            cgroup.remove()
+        raise
     finally:
         for fd in fds:
             os.close(fd)
-    return Sandbox(proc, "bubblewrap", limits, stderr, [])
+    return Sandbox(proc, "bubblewrap", limits, stderr, [], cgroup, reservation)
 
 
-def _docker(limits: Limits, image: str) -> Sandbox:
+def _docker(limits: Limits, image: str, reservation: Reservation | None = None) -> Sandbox:
     name = f"agentinstruct-os-{uuid.uuid4().hex[:12]}"
     run = ["docker", "run", "-d", "--rm", "--name", name, "--network", "none", "--hostname", HOSTNAME,
-           "--pids-limit", str(limits.processes), "--memory", f"{limits.memory_mb}m",
-           "--memory-swap", f"{limits.memory_mb}m", "--security-opt", "no-new-privileges",
+           "--pids-limit", str(limits.processes), "--memory", f"{limits.memory_total_mb}m",
+           "--memory-swap", f"{limits.memory_total_mb}m", "--security-opt", "no-new-privileges",
            "--label", "agentinstruct.builders.os.sandbox=os", image, "sleep", "infinity"]
     started = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False, env=_docker_env())
     if started.returncode != 0:
@@ -449,7 +557,7 @@ def _docker(limits: Limits, image: str) -> Sandbox:
                                  f"(build the image with: docker build -t {DEFAULT_DOCKER_IMAGE} builders/os/data)")
     proc, stderr = _popen(["docker", "exec", "-i", name, "python3", "-I", "-S", "-c", _supervisor_source(),
                            json.dumps(limits.rlimits())], _docker_env())
-    return Sandbox(proc, "docker", limits, stderr, [["docker", "rm", "-f", name]])
+    return Sandbox(proc, "docker", limits, stderr, [["docker", "rm", "-f", name]], reservation=reservation)
 
 
 @functools.lru_cache(maxsize=None)
@@ -496,14 +604,32 @@ def resolve_backend(backend: str = "auto") -> str:
                              + "; ".join(reasons))
 
 
+def admit_and_start(backend: str, limits: Limits, docker_image: str, admission: Admission,
+                    stop: threading.Event | None = None) -> Sandbox | None:
+    """Admit, then start, a sandbox on a resolved ``backend``: what ``open_sandbox`` and a pool's starters do.
+    None when ``stop`` is set while it waits for memory."""
+    if backend == "bubblewrap" and cgroups.episode_parents()[0] is None:
+        limits = limits.without_cgroup()
+    reservation = admission.reserve(limits.memory_total_mb, stop)
+    if reservation is None:
+        return None
+    try:
+        if backend == "bubblewrap":
+            return _bubblewrap(limits, reservation)
+        return _docker(limits, docker_image, reservation)
+    except BaseException:
+        reservation.release()
+        raise
+
+
 def open_sandbox(backend: str = "auto", limits: Limits = Limits(), docker_image: str = DEFAULT_DOCKER_IMAGE) -> Sandbox:
-    """Start a fresh sandbox on ``backend`` (``auto``, ``bubblewrap`` or ``docker``).
+    """Start a fresh sandbox on ``backend`` (``auto``, ``bubblewrap`` or ``docker``), once ``ADMISSION`` lets it.
 
     Example (needs bubblewrap):
         >>> with open_sandbox("bubblewrap", Limits(command_timeout=5)) as box:  # doctest: +SKIP
         ...     box.shell("sleep 60").note
         'the command did not finish within 5 seconds and was interrupted'
     """
-    chosen = resolve_backend(backend)
-    return _bubblewrap(limits) if chosen == "bubblewrap" else _docker(limits, docker_image)
-
+    box = admit_and_start(resolve_backend(backend), limits, docker_image, admission.ADMISSION)
+    assert box is not None  # only a stop event makes admit_and_start give up
+    return box

@@ -36,6 +36,7 @@ import time
 import uuid
 
 LIMITS = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+# The whole environment of every process started here: fixed, like a container image's, never the host's.
 ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -51,10 +52,17 @@ NOISE = re.compile(r"^bash: \[\d+: \d+ \(\d+\)\] tcsetattr: Inappropriate ioctl 
 
 
 def _limit_child():
-    """In each child before exec: its own process group, and the episode's resource limits."""
+    """In each child before exec: its own process group, the episode's resource limits, and first in line for the
+    OOM killer: at the episode's memory cap the kernel kills the biggest of the episode's commands, never the
+    supervisor that answers the host (a child may lower its score again, but not below the supervisor's)."""
     os.setsid()
     for name, value in LIMITS.items():
         resource.setrlimit(getattr(resource, "RLIMIT_" + name.upper()), (value, value))
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:  # a container whose /proc refuses it: the command must still run
+        pass
 
 
 def _bash_literal(text):

@@ -15,7 +15,9 @@ episodes proceed at once.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,9 +30,20 @@ Turn = dict[str, Any]
 TASK_SOURCES: tuple[str, ...] = tuple(s for s in INSTRUCTION_SOURCES if s != "imported")
 """The instruction sources a task may declare: the record contract's, less ``imported`` (rows with no episode)."""
 
+EMBEDDED = "embedded"
+"""The task source naming the tasks a split ships with the package (``load_tasks(EMBEDDED)``)."""
+
 
 class NoSelfInstruct(ValueError):
     """The split has no self-instruct task source (its builder does not implement ``self_instruct``)."""
+
+
+class NoReferenceSolution(ValueError):
+    """The task has no reference solution that reaches its answer through the environment's observations.
+
+    ``--policy reference`` derives nothing for such a task: the build journals it as skipped with this message as
+    the reason and counts it (it is not an error, so a resumed build does not run it again).
+    """
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,10 @@ class Builder(ABC):
     observation_limit: ClassVar[int] = 800
     """Observations longer than this many characters are cut, with a notice (AgentBench cuts at 800)."""
 
+    embedded_tasks: ClassVar[bool] = False
+    """Whether ``load_tasks(EMBEDDED)`` gives tasks shipped with the package: then ``--tasks`` defaults to them
+    (``agentinstruct build SPLIT`` needs no task file) and ``agentinstruct demo`` builds the split."""
+
     Options: ClassVar[type] = NoOptions
     """The builder's environment options: a dataclass of ``option(...)`` fields (``builders.options``). They are
     the split's flags of ``agentinstruct build SPLIT``, keys of its build file, and part of the journal header."""
@@ -170,9 +187,35 @@ class Builder(ABC):
         """Whether an action ends the episode (answer/finish); the environment's ``done`` also ends it."""
         return False
 
+    @contextlib.contextmanager
+    def warm(self, concurrency: int) -> Iterator[None]:
+        """Prepare environments ahead of need while a build's episodes run, ``concurrency`` at a time; the
+        collector enters this around them. The default prepares nothing (os keeps sandboxes started ahead).
+
+        Example:
+            >>> with Builder.warm(None, 4):
+            ...     "episodes run here"
+            'episodes run here'
+        """
+        yield
+
     def reference_actions(self, task: Task) -> list[Action]:
-        """The task's reference solution as actions, for ``--policy reference``. Raise ValueError if it has none."""
-        raise ValueError(f"{self.split} task {task.task_id} has no reference solution")
+        """The task's reference solution as actions, for ``--policy reference``: actions whose observations show
+        what its final action answers. Raise ``NoReferenceSolution`` (any ValueError counts as one) if it has
+        none; the build then skips the task and counts it."""
+        raise NoReferenceSolution(f"{self.split} task {task.task_id} has no reference solution")
+
+    def shows_answer(self, task: Task, action: Action, observations: list[str]) -> bool:
+        """Whether ``observations`` (what the episode has shown the agent so far, as it saw them) hold the evidence
+        for the reference solution's final ``action``. ``--policy reference`` skips a task whose reference answer
+        they do not show, since a trajectory that answers without evidence teaches the model to guess. The default
+        accepts: a split overrides it where an answer can be looked for in the observations' text.
+
+        Example:
+            >>> Builder.shows_answer(None, Task("t", "q", "package"), Action("answer", "3"), [])
+            True
+        """
+        return True
 
     def template_thought(self, task: Task, action: Action) -> str:
         """The thought written before ``action`` under ``--policy reference`` when no model writes thoughts."""

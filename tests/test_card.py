@@ -11,12 +11,14 @@ import yaml
 from factory import record
 from huggingface_hub import DatasetCard
 
-from agentinstruct.datasetdir.card import render_card
+from agentinstruct.collection.collect import record_skipped
+from agentinstruct.datasetdir.card import AGENTINSTRUCT_TURNS, render_card
 from agentinstruct.datasetdir.fileutil import sha256_file
 from agentinstruct.datasetdir.layout import read_manifest
 from agentinstruct.datasetdir.release import refresh, write_split
 from agentinstruct.records.schema import load_schema
 from agentinstruct.records.thudm import import_thudm
+from agentinstruct.schemas import SPLITS
 
 
 def _dir(root: Path) -> Path:
@@ -51,6 +53,30 @@ def test_card_describes_how_each_split_was_built_and_what_was_dropped(tmp_path: 
     for title in ("Decontamination", "Deduplication", "Load", "Train", "Citation"):
         assert f"\n## {title}\n" in card
     assert "Not checked yet" in _section(card, "Decontamination")
+
+
+def test_the_turn_table_sets_each_split_beside_agentinstructs_mean(tmp_path: Path) -> None:
+    # AgentTuning's Table 1: average turns of AgentInstruct's kept trajectories (db: the self-instruct part)
+    assert AGENTINSTRUCT_TURNS == {"os": 3.85, "db": 2.13, "alfworld": 13.52, "webshop": 3.68, "kg": 6.04,
+                                   "mind2web": 1.00}
+    assert set(AGENTINSTRUCT_TURNS) == set(SPLITS)
+    turns = _section((_dir(tmp_path / "ds") / "README.md").read_text(), "Distributions")
+    assert "| dropped: min | median | mean | max | AgentInstruct kept: mean |" in turns
+    assert "| os | 2 | 2 | 2.00 | 2 | 2 | 2 | 2.00 | 2 | 3.85 |" in turns
+    assert "| db | 2 | 2 | 2.00 | 2 | 2 | 2 | 2.00 | 2 | 2.13 |" in turns
+    assert "AgentTuning's Table 1" in turns and "Both count the agent's own turns after the one-shot" in turns
+
+
+def test_tasks_skipped_for_having_no_reference_solution_are_on_the_card(tmp_path: Path) -> None:
+    root = _dir(tmp_path / "ds")
+    assert "Tasks skipped" not in (root / "README.md").read_text()
+    skip = {"id": "os_9", "task_id": "dev-00000", "reason": "os task dev-00000 has no example solution"}
+    record_skipped(root, "os", [skip])
+    refresh(root)
+    dropped = _section((root / "README.md").read_text(), "Kept and dropped")
+    assert "Tasks skipped for having no reference solution" in dropped and "in neither config): os 1." in dropped
+    assert "| os | `dev-00000` | os task dev-00000 has no example solution |" in dropped
+    assert "reports/skipped.json" in {a["path"] for a in read_manifest(root)["assets"]}
 
 
 def test_every_field_is_explained_and_loss_spelled_out(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from counter_builder import CounterBuilder, respond
 from kill_harness import finished_lines, kill_at, run_cli
 from openai_stub import OpenAIStub
 
-from agentinstruct.builders.base import Action, StepResult
+from agentinstruct.builders.base import Action, StepResult, Task
 from agentinstruct.cli import main
 from agentinstruct.collection.agent import AgentClient
 from agentinstruct.collection.collect import build_split, select
@@ -186,6 +186,36 @@ def test_cli_reference_policy_without_a_model(tmp_path, capsys):
     records = comparable(tmp_path)
     assert {r["instruction_source"] for r in records} == {"task_derivation"}
     assert {r["agent"]["policy"] for r in records} == {"reference"}
+
+
+class PartlyDerivable(CounterBuilder):
+    """c1 and c3 have no reference solution (the contract's ValueError); c4's reference answer is never shown."""
+
+    def reference_actions(self, task: Task) -> list[Action]:
+        if task.task_id in ("c1", "c3"):
+            raise ValueError(f"counter task {task.task_id} has no reference solution")
+        return super().reference_actions(task)
+
+    def shows_answer(self, task: Task, action: Action, observations: list[str]) -> bool:
+        return task.task_id != "c4"
+
+
+def test_tasks_without_a_reference_solution_are_skipped_counted_and_not_run_again(tmp_path):
+    outcome = build(None, tmp_path, 6, builder=PartlyDerivable(), policy="reference")
+    assert not outcome.errors and [r["task_id"] for r in outcome.records] == ["c0", "c2", "c5"]
+    assert outcome.skipped == {
+        "os_1": "counter task c1 has no reference solution",
+        "os_3": "counter task c3 has no reference solution",
+        "os_4": f"os task c4: the episode's observations do not show the reference answer '{target(4)}'",
+    }
+    assert counter_builder.OPEN_ENVS == set()  # c4's episode was under way: its environment is closed
+    kinds = [json.loads(x)["kind"] for x in journal_path(tmp_path, "os").read_text().splitlines()]
+    assert kinds.count("skipped") == 3 and "errored" not in kinds
+    report = json.loads((tmp_path / "reports" / "skipped.json").read_text())
+    assert [e["task_id"] for e in report["splits"]["os"]] == ["c1", "c3", "c4"]
+    assert "reports/skipped.json" in {a["path"] for a in json.loads((tmp_path / "manifest.json").read_text())["assets"]}
+    again = build(None, tmp_path, 6, builder=PartlyDerivable(), policy="reference")
+    assert again.resumed == 6 and again.skipped == outcome.skipped
 
 
 def test_cli_refusal_aborts_the_build(stub, tmp_path, capsys):

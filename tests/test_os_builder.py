@@ -1,6 +1,6 @@
 """The os split: AgentBench task files, the Think/Act format, reference solutions scored by the tasks' own
-checkers (AgentBench dev and training tasks, the embedded ones), and scripted models driving full episodes
-through the engine and a real OpenAI-compatible server."""
+checkers (AgentBench dev and training tasks, the embedded ones) that answer only what a command showed, and
+scripted models driving full episodes through the engine and a real OpenAI-compatible server."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 from openai_stub import OpenAIStub
 
-from agentinstruct.builders.base import Action, FormatError, Task
-from agentinstruct.builders.os.builder import NEW_PROBLEM, OsBuilder, parse_reply, render_turn
+from agentinstruct.builders.base import Action, FormatError, NoReferenceSolution, Task
+from agentinstruct.builders.os.builder import NEW_PROBLEM, OsBuilder, answer_shown, parse_reply, render_turn
 from agentinstruct.builders.os.environment import judge, observation
-from agentinstruct.builders.os.sandbox import Limits, Output
+from agentinstruct.builders.os.limits import Limits
+from agentinstruct.builders.os.sandbox import Output
 from agentinstruct.builders.os.tasks import DATA, command, load_task_file
 from agentinstruct.builders.taskfile import TaskFileError
 from agentinstruct.cli import main
@@ -171,6 +172,10 @@ DEV_CHECKER_CANNOT_PASS = {"dev-00008"}
 for any answer; our shipped size-match.py accepts it (tested below)."""
 IGNORES_ANSWER = {"dev-00003", "dev-00005"}
 """The calc tasks: their check script tests the `calc` command, not the answer."""
+NO_EXAMPLE = {"dev-00000", "dev-00001", "dev-00002", "dev-00004", "dev-00024"}
+"""Match tasks without an example (dev-00024's sits outside `evaluation`, where AgentBench ignores it, and fails
+anyway: it runs `chmod 777 test` in the shell's cwd, /): no command of their own shows the answer, so they have no
+reference solution and a reference build skips them."""
 
 
 def test_agentbench_dev_tasks_score_as_their_checkers_say(sandbox_backend, agentbench):
@@ -179,10 +184,16 @@ def test_agentbench_dev_tasks_score_as_their_checkers_say(sandbox_backend, agent
     tasks = builder.load_tasks(str(root / "dev.json"))
     scored = {}
     for task in tasks:
-        actions = builder.reference_actions(task)
+        if task.task_id in NO_EXAMPLE:
+            with pytest.raises(NoReferenceSolution, match="has no example solution"):
+                builder.reference_actions(task)
+            actions = []  # unanswered: reward 0; the wrong answer and finish are still judged below
+        else:
+            actions = builder.reference_actions(task)
+            assert actions[0].kind == "bash"  # every reference solution runs a command first
         scored[task.task_id] = play(builder, task, actions, also=["wrong-answer-9", None])
     passed = {tid for tid, (reward, _, _) in scored.items() if reward == 1.0}
-    assert passed == {t.task_id for t in tasks} - DEV_CHECKER_CANNOT_PASS, scored
+    assert passed == {t.task_id for t in tasks} - DEV_CHECKER_CANNOT_PASS - NO_EXAMPLE, scored
     for tid, (_, wrong, finish) in scored.items():
         expected = 1.0 if tid in IGNORES_ANSWER else 0.0
         assert (wrong, finish) == (expected, expected), (tid, wrong, finish)
@@ -222,6 +233,50 @@ def test_embedded_tasks_build_with_the_reference_policy(sandbox_backend, tmp_pat
     for record in records:
         final = parse_reply(record["conversations"][-1]["value"])
         assert isinstance(final, Action) and final.kind in ("answer", "finish")
+    # Every answer follows a bash action whose observation shows it: derived trajectories never guess.
+    assert len(records) == 18 and {r["task_id"] for r in records} == {t.task_id for t in BY_TEXT.values()}
+    for record in records:
+        turns = record["conversations"]
+        trained = [i for i, t in enumerate(turns) if t["loss"]]
+        final = parse_reply(turns[trained[-1]]["value"])
+        bash = [i for i in trained[:-1] if parse_reply(turns[i]["value"]).kind == "bash"]
+        assert bash, record["task_id"]
+        if final.kind == "answer":
+            assert any(answer_shown(final.argument, [turns[i + 1]["value"]]) for i in bash), record["task_id"]
+    assert sum(r["num_turns"] for r in records) / len(records) == 2.0  # a command, then the answer or finish
+
+
+def test_tasks_without_a_command_that_shows_the_answer_are_skipped_and_counted(sandbox_backend, tmp_path, capsys):
+    tasks = [
+        {"description": "What is 6 times 7?", "evaluation": {"match": "42", "example": "echo 41"}},
+        {"description": "What is 1?", "evaluation": {"match": "1"}},
+        {"description": "What is 5?", "evaluation": {"match": "5", "example": "echo 5"}},
+        {"description": "Which number ends seq 1 400?", "evaluation": {  # the answer is cut from what the agent sees
+            "check": [None, {"language": "python", "file": "check/string-match.py"}], "example": "seq 1 400"}},
+        {"description": "Name an a-word.", "evaluation": {"match": {"regex": "^a"}, "example": "echo apple"}},
+    ]
+    (tmp_path / "mine.json").write_text(json.dumps(tasks))
+    out = tmp_path / "out"
+    args = ["build", "os", "--tasks", str(tmp_path / "mine.json"), "--policy", "reference", "--out", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "5 episodes (0 from the journal, 5 run in" in printed
+    assert "1 scored, 1 kept, 0 failed, 0 errored, 4 skipped" in printed, printed
+    assert "skipped 4 tasks with no reference solution" in printed
+    skipped = json.loads((out / "reports" / "skipped.json").read_text())["splits"]["os"]
+    long = "\n".join(map(str, range(1, 401)))
+    assert {e["task_id"]: e["reason"] for e in skipped} == {
+        "mine-00000": "os task mine-00000: the example's output does not show the answer '42'",
+        "mine-00001": "os task mine-00001 has no example solution, so no command of its own shows the answer",
+        "mine-00003": f"os task mine-00003: the example's output does not show the answer {long!r}",
+        "mine-00004": "os task mine-00004: a regex match has no reference answer",
+    }
+    assert [r["task_id"] for r in iter_records(out, "all", "os")] == ["mine-00002"]
+    card = (out / "README.md").read_text()
+    assert "Tasks skipped for having no reference solution" in card and "| os | `mine-00001` |" in card
+    assert validate_paths([out]).ok
+    assert main(args) == 0  # resumed: skipped tasks are not run again
+    assert "5 episodes (5 from the journal, 0 run in" in capsys.readouterr().out
 
 
 # ---------------------------------------------------------------------------------------------- scripted models
@@ -291,13 +346,3 @@ def test_a_scripted_model_drives_full_episodes_through_the_engine(builder, tmp_p
     assert Path("/usr/bin/env").exists() and Path("/etc/passwd").exists()
     assert all("sk-test-os-episodes-secret" not in json.dumps(r) for r in by_task.values())
     assert validate_paths([out]).ok
-
-
-@pytest.mark.parametrize("module", ["agentinstruct.builders.os.builder", "agentinstruct.builders.os.tasks",
-                                    "agentinstruct.builders.os.selfinstruct", "agentinstruct.builders.os.sandbox"])
-def test_docstring_examples_hold(module):
-    import doctest
-    import importlib
-
-    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
-    assert result.failed == 0 and result.attempted > 0

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentinstruct.builders import BUILDERS, builder_class
-from agentinstruct.builders.base import Builder
+from agentinstruct.builders.base import EMBEDDED, Builder
 from agentinstruct.filters.base import FilterPipeline, FormatErrorFilter, LengthFilter, RewardFilter
 
 # The engine (openai, datasets) is imported by the handlers, so that `agentinstruct --help` starts at once.
@@ -27,10 +27,14 @@ PARTIAL = 3
 """Exit status when some episodes errored: the data written is partial; the same command resumes."""
 
 
-def _run_options(p: argparse.ArgumentParser) -> None:
+def _run_options(p: argparse.ArgumentParser, cls: type[Builder]) -> None:
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="build file (YAML) with this command's options by name; flags given here override it")
-    p.add_argument("--tasks", metavar="SRC", help="task source: a file, or a name the builder knows (required)")
+    # A split that ships tasks builds them when no source is named; any other needs one (checked in _parse).
+    default = EMBEDDED if cls.embedded_tasks else None
+    p.add_argument("--tasks", metavar="SRC", default=default,
+                   help="task source: a file, or a name the builder knows "
+                   + (f"(default {EMBEDDED}: the tasks shipped with the package)" if default else "(required)"))
     p.add_argument("--concurrency", type=int, default=4, metavar="N", help="episodes at once (default 4)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N tasks (after --seed's shuffle)")
     p.add_argument("--builder", metavar="MODULE:CLASS", help="use this Builder class instead of the registered one")
@@ -41,7 +45,7 @@ def _split_parser(command: str, split: str, cls: type[Builder], *, config: bool 
     from agentinstruct.collection.runner import POLICIES
 
     p = argparse.ArgumentParser(prog=f"agentinstruct {command} {split}")
-    _run_options(p)
+    _run_options(p, cls)
     if command == "build":
         p.add_argument("--out", type=Path, metavar="DIR", help="dataset dir (journal in DIR/.journal; required)")
         p.add_argument("--policy", choices=POLICIES, default="model",
@@ -122,6 +126,21 @@ def _report_errors(outcome: Outcome) -> int:
     return PARTIAL
 
 
+def _report_skipped(outcome: Outcome, out: Path, shown: int = 10) -> None:
+    from agentinstruct.collection.collect import SKIPPED_REPORT
+    from agentinstruct.datasetdir.layout import REPORTS
+
+    if not outcome.skipped:
+        return
+    print(f"skipped {len(outcome.skipped)} tasks with no reference solution (no trajectory is derived for them; "
+          f"all listed in {out / REPORTS / f'{SKIPPED_REPORT}.json'}):")
+    reasons = list(outcome.skipped.values())
+    for reason in reasons[:shown]:
+        print(f"  {reason}")
+    if len(reasons) > shown:
+        print(f"  ... and {len(reasons) - shown} more")
+
+
 def _build(args: argparse.Namespace) -> int:
     from agentinstruct.collection.agentargs import run_with_agent
     from agentinstruct.collection.collect import build_split
@@ -137,10 +156,11 @@ def _build(args: argparse.Namespace) -> int:
             builder, tasks, opts.out, pipeline=pipeline, policy=opts.policy, agent=agent,
             concurrency=opts.concurrency, seed=opts.seed, limit=opts.limit, config=run.config))
         scored = len(outcome.records)
-        ran = scored - outcome.resumed + len(outcome.errors)
+        ran = scored + len(outcome.skipped) - outcome.resumed + len(outcome.errors)
         print(f"{builder.split}: {outcome.episodes} episodes ({outcome.resumed} from the journal, {ran} run in "
               f"{outcome.seconds:.1f}s): {scored} scored, {outcome.kept} kept, {outcome.failed} failed, "
-              f"{len(outcome.errors)} errored")
+              f"{len(outcome.errors)} errored, {len(outcome.skipped)} skipped")
+        _report_skipped(outcome, opts.out)
         print("filters: " + pipeline.summary().replace("\n", "; "))
         if scored:
             print(f"wrote {opts.out}: default/{builder.split} {outcome.kept} rows, all/{builder.split} {scored} rows")

@@ -6,7 +6,10 @@ a prefix) and gives episode ``n`` the id ``{split}_{n}``; skips episodes the
 journal already holds; runs the rest ``concurrency`` at a time; journals each
 outcome as it lands; then filters every finished record and writes the
 split with ``datasetdir.release.write_split``. Killing it at any moment and running
-the same command again gives exactly the same record set.
+the same command again gives exactly the same record set. Under the reference
+policy a task with no reference solution (``NoReferenceSolution``) is skipped,
+journaled with its reason and listed in ``DIR/reports/skipped.json``, which the
+card shows.
 
 ``agentinstruct.collection.evaluate`` runs the same episodes for ``agentinstruct eval``.
 """
@@ -14,6 +17,7 @@ the same command again gives exactly the same record set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -27,19 +31,22 @@ from typing import Any
 
 from tqdm import tqdm
 
-from agentinstruct.builders.base import Builder, Task
+from agentinstruct.builders.base import Builder, NoReferenceSolution, Task
 from agentinstruct.builders.options import option_values
 from agentinstruct.collection.agent import AgentClient, AgentRejected, AgentUnavailable
 from agentinstruct.collection.buildfile import build_file_path, build_file_text
 from agentinstruct.collection.journal import Journal
 from agentinstruct.collection.runner import run_episode
 from agentinstruct.datasetdir.fileutil import atomic_write_text
+from agentinstruct.datasetdir.layout import REPORTS
 from agentinstruct.datasetdir.release import write_split
 from agentinstruct.filters.base import FilterPipeline
 
 log = logging.getLogger(__name__)
 
 Episode = tuple[str, Task]
+SKIPPED_REPORT = "skipped"
+"""``DIR/reports/skipped.json``: per split, the tasks its build skipped for having no reference solution."""
 
 
 def tasks_digest(tasks: list[Task]) -> str:
@@ -81,7 +88,10 @@ class Outcome:
     episodes: int
     records: list[dict[str, Any]]
     errors: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Episodes whose task has no reference solution, by id, with the reason (this run's and the journal's)."""
     resumed: int = 0
+    """Episodes the journal already held (finished or skipped), so this run did not run them."""
     seconds: float = 0.0
     """Wall time of this run's episodes (the dataset write not included)."""
 
@@ -97,23 +107,32 @@ class Outcome:
 
 
 class _Progress:
-    """The progress bar: done, kept, failed, errored, model retries; tqdm adds rate and ETA."""
+    """The progress bar: done, kept, failed, errored, skipped, model retries; tqdm adds rate and ETA."""
 
-    def __init__(self, split: str, total: int, records: list[dict[str, Any]], agent: AgentClient | None, show: bool):
+    def __init__(self, split: str, total: int, records: list[dict[str, Any]], skipped: int, agent: AgentClient | None,
+                 show: bool):
         self.agent = agent
         self.kept = sum(1 for r in records if r["filter"]["kept"])
         self.failed = sum(1 for r in records if not r["success"])
         self.errored = 0
-        self.bar = tqdm(total=total, initial=len(records), desc=split, unit="ep", disable=not show, dynamic_ncols=True)
+        self.skipped = skipped
+        self.bar = tqdm(total=total, initial=len(records) + skipped, desc=split, unit="ep", disable=not show,
+                        dynamic_ncols=True)
         self._refresh()
 
     def _refresh(self) -> None:
         retries = self.agent.stats.retries if self.agent else 0
-        self.bar.set_postfix(kept=self.kept, failed=self.failed, errored=self.errored, retries=retries, refresh=False)
+        self.bar.set_postfix(kept=self.kept, failed=self.failed, errored=self.errored, skipped=self.skipped,
+                             retries=retries, refresh=False)
 
     def finished(self, record: dict[str, Any]) -> None:
         self.kept += record["filter"]["kept"]
         self.failed += not record["success"]
+        self._refresh()
+        self.bar.update(1)
+
+    def skipped_one(self) -> None:
+        self.skipped += 1
         self._refresh()
         self.bar.update(1)
 
@@ -144,8 +163,9 @@ async def run_episodes(
     # Environments run in worker threads; the default pool (cpu + 4 threads) would cap concurrency on small machines.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(concurrency + 4, thread_name_prefix="env"))
     resumed = [decide(journal.finished[eid]) for eid, _ in episodes if eid in journal.finished]
-    todo = [(eid, task) for eid, task in episodes if eid not in journal.finished]
-    bar = _Progress(builder.split, len(episodes), resumed, agent, progress)
+    resumed_skips = sum(1 for eid, _ in episodes if eid in journal.skipped)
+    todo = [(eid, task) for eid, task in episodes if eid not in journal.finished and eid not in journal.skipped]
+    bar = _Progress(builder.split, len(episodes), resumed, resumed_skips, agent, progress)
     sem = asyncio.Semaphore(concurrency)
     errors: dict[str, str] = {}
     env_error_logged = False
@@ -159,6 +179,10 @@ async def run_episodes(
                 raise
             except AgentUnavailable as exc:
                 errors[eid] = str(exc)
+            except NoReferenceSolution as exc:  # a property of the task: counted, and not run again on resume
+                await asyncio.to_thread(journal.skip, eid, str(exc))
+                bar.skipped_one()
+                return
             except Exception as exc:  # an environment or builder failure: errored, retried on resume
                 errors[eid] = f"environment error in task {task.task_id}: {type(exc).__name__}: {exc}"
                 if not env_error_logged:
@@ -173,9 +197,14 @@ async def run_episodes(
             bar.errored_one()
 
     started = time.perf_counter()
-    jobs = [asyncio.ensure_future(one(eid, task)) for eid, task in todo]
+    # A builder that starts environments ahead of need (the os split's sandbox pools) keeps `concurrency` of them
+    # ready while the episodes run, and closes the leftovers after.
+    warm = builder.warm(concurrency) if todo else contextlib.nullcontext()
+    jobs: list[asyncio.Future[None]] = []
     try:
-        await asyncio.gather(*jobs)
+        with warm:
+            jobs = [asyncio.ensure_future(one(eid, task)) for eid, task in todo]
+            await asyncio.gather(*jobs)
     except BaseException:
         for job in jobs:
             job.cancel()
@@ -184,7 +213,36 @@ async def run_episodes(
     finally:
         bar.close()
     records = [journal.finished[eid] for eid, _ in episodes if eid in journal.finished]
-    return Outcome(len(episodes), records, errors, resumed=len(resumed), seconds=time.perf_counter() - started)
+    skipped = {eid: journal.skipped[eid] for eid, _ in episodes if eid in journal.skipped}
+    return Outcome(len(episodes), records, errors, skipped, resumed=len(resumed) + resumed_skips,
+                   seconds=time.perf_counter() - started)
+
+
+def record_skipped(out: Path, split: str, skipped: list[dict[str, str]]) -> Path:
+    """Set ``split``'s entry of ``out/reports/skipped.json`` to the tasks its build skipped for having no reference
+    solution (each ``{"id", "task_id", "reason"}``); an empty list removes the entry, and the file once it is
+    empty. Returns the file's path. Written before the split's data, so the dir's commit lists it and the card
+    shows it.
+
+    Example:
+        >>> skip = {"id": "os_0", "task_id": "dev-00000", "reason": "os task dev-00000: no example solution"}
+        >>> path = record_skipped(Path("out"), "os", [skip])
+        >>> json.loads(path.read_text())["splits"]["os"][0]["task_id"]
+        'dev-00000'
+        >>> record_skipped(Path("out"), "os", []).exists()
+        False
+    """
+    path = Path(out) / REPORTS / f"{SKIPPED_REPORT}.json"
+    splits = json.loads(path.read_text(encoding="utf-8"))["splits"] if path.exists() else {}
+    if skipped:
+        splits[split] = skipped
+    else:
+        splits.pop(split, None)
+    if splits:
+        atomic_write_text(path, json.dumps({"splits": splits}, indent=1, ensure_ascii=False) + "\n")
+    elif path.exists():
+        path.unlink()
+    return path
 
 
 def _builder_name(builder: Builder) -> str:
@@ -252,6 +310,9 @@ async def build_split(
             builder, episodes, journal, policy=policy, agent=agent, concurrency=concurrency,
             decide=pipeline.apply, progress=progress,
         )
+    task_ids = {eid: task.task_id for eid, task in episodes}
+    record_skipped(out, builder.split, [{"id": eid, "task_id": task_ids[eid], "reason": reason}
+                                        for eid, reason in outcome.skipped.items()])
     if outcome.records:
         write_split(out, builder.split, outcome.records)
     return outcome

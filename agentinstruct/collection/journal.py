@@ -7,13 +7,16 @@ parameters, then one line per episode outcome::
     {"kind": "header", "journal": 1, "params": {"split": "os", "tasks_sha256": "...", ...}, "config": {...}}
     {"kind": "finished", "id": "os_3", "record": {...}}
     {"kind": "errored", "id": "os_7", "error": "model 'm' at ... failed 7 times in a row; last: HTTP 503"}
+    {"kind": "skipped", "id": "os_4", "reason": "os task dev-00004 has no example solution, so no command ..."}
 
 Each line is written with one ``write`` and fsync'd before the episode
 counts as done, so a ``kill -9`` loses at most the episodes in flight. A
 torn last line (the process died mid-write) is cut off on reopen; a line
 is never written twice for a finished episode, because a resumed build
-skips every finished id. Errored episodes are run again on resume. An
-exclusive lock keeps two builds from appending to one journal.
+skips every finished id. Errored episodes are run again on resume; skipped
+ones (the task has no reference solution, ``NoReferenceSolution``) are not,
+since the same task would be skipped again. An exclusive lock keeps two
+builds from appending to one journal.
 """
 
 from __future__ import annotations
@@ -58,16 +61,18 @@ class Journal:
         >>> with Journal.open(Path("out"), "os", {"split": "os", "seed": 1}) as journal:
         ...     journal.finish("os_0", {"id": "os_0", "reward": 1.0})
         ...     journal.error("os_1", "model 'm' failed 7 times in a row")
+        ...     journal.skip("os_2", "os task t2 has no reference solution")
         >>> with Journal.open(Path("out"), "os", {"split": "os", "seed": 1}) as journal:  # a resumed build
-        ...     list(journal.finished), journal.errored
-        (['os_0'], {'os_1': "model 'm' failed 7 times in a row"})
+        ...     list(journal.finished), journal.errored, journal.skipped
+        (['os_0'], {'os_1': "model 'm' failed 7 times in a row"}, {'os_2': 'os task t2 has no reference solution'})
         >>> Journal.open(Path("out"), "os", {"split": "os", "seed": 2})
         Traceback (most recent call last):
         ...
         agentinstruct.collection.journal.JournalMismatch: out/.journal/os.jsonl belongs to a build with other parameters (seed: 1 then, 2 now). ...
     """
 
-    def __init__(self, path: Path, fd: int, finished: dict[str, dict[str, Any]], errored: dict[str, str]):
+    def __init__(self, path: Path, fd: int, finished: dict[str, dict[str, Any]], errored: dict[str, str],
+                 skipped: dict[str, str]):
         self.path = path
         self._fd = fd
         self._write_lock = threading.Lock()
@@ -75,6 +80,8 @@ class Journal:
         """Records of finished episodes by id, in journal order."""
         self.errored = errored
         """Last error of each episode that errored and has not finished since."""
+        self.skipped = skipped
+        """Why each skipped episode was skipped (its task has no reference solution), by id."""
 
     @classmethod
     def open(cls, out: Path, name: str, params: dict[str, Any], config: dict[str, Any] | None = None) -> "Journal":
@@ -102,10 +109,11 @@ class Journal:
                 _write(fd, _line(header))
                 os.fsync(fd)
                 _fsync_dir(path.parent)
-                return cls(path, fd, {}, {})
+                return cls(path, fd, {}, {}, {})
             _check_header(path, entries[0], params)
             finished: dict[str, dict[str, Any]] = {}
             errored: dict[str, str] = {}
+            skipped: dict[str, str] = {}
             for n, entry in enumerate(entries[1:], start=2):
                 kind, eid = entry.get("kind"), entry.get("id")
                 if kind == "finished" and isinstance(entry.get("record"), dict):
@@ -114,9 +122,12 @@ class Journal:
                 elif kind == "errored":
                     if eid not in finished:
                         errored[eid] = str(entry.get("error"))
+                elif kind == "skipped":
+                    skipped[eid] = str(entry.get("reason"))
+                    errored.pop(eid, None)
                 else:
                     raise ValueError(f"{path}:{n}: not a journal entry (kind {kind!r})")
-            return cls(path, fd, finished, errored)
+            return cls(path, fd, finished, errored, skipped)
         except BaseException:
             os.close(fd)
             raise
@@ -131,6 +142,13 @@ class Journal:
         """Journal an errored episode; it runs again on resume. Safe to call from worker threads."""
         self._append({"kind": "errored", "id": episode_id, "error": message})
         self.errored[episode_id] = message
+
+    def skip(self, episode_id: str, reason: str) -> None:
+        """Journal a skipped episode (its task has no reference solution); it is not run again on resume. Safe to
+        call from worker threads."""
+        self._append({"kind": "skipped", "id": episode_id, "reason": reason})
+        self.skipped[episode_id] = reason
+        self.errored.pop(episode_id, None)
 
     def _append(self, entry: dict[str, Any]) -> None:
         data = _line(entry)

@@ -11,7 +11,10 @@ two policies:
   that outgrows the model's context.
 - ``reference`` (task derivation): the builder's reference solution is
   executed in the environment; the model only writes the thought before each
-  action, or, with no model, a plain template does.
+  action, or, with no model, a plain template does. A task without a
+  reference solution, or whose reference answer the episode's observations do
+  not show (``Builder.shows_answer``), raises ``NoReferenceSolution``: the
+  collector counts it as skipped, never as an error to retry.
 
 The environment is synchronous; its calls run in worker threads so many
 episodes run at once on one event loop. Model failures (``AgentUnavailable``)
@@ -25,7 +28,8 @@ import asyncio
 import re
 from typing import Any
 
-from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Score, Task, Turn
+from agentinstruct.builders.base import (Action, Builder, Environment, FormatError, NoReferenceSolution, Score, Task,
+                                         Turn)
 from agentinstruct.collection.agent import AgentClient, ContextLimit, Usage
 from agentinstruct.records.record import make_record
 
@@ -98,6 +102,11 @@ class _Episode:
             self.termination = "finished"
         return result.done
 
+    def observations(self) -> list[str]:
+        """What the environment has shown the agent since the task, as the agent saw it (cut), in order."""
+        shown = [t["value"] for t in self.turns[self.prompt_turns:] if t["from"] == "human"]
+        return shown + ([self.pending] if self.pending is not None else [])
+
     def messages(self) -> list[dict[str, str]]:
         pending = [{"from": "human", "value": self.pending, "loss": None}] if self.pending is not None else []
         return to_messages(self.turns + pending)
@@ -167,11 +176,35 @@ async def _thought(ep: _Episode, action: Action, agent: AgentClient | None) -> s
     return template
 
 
-async def _reference_policy(ep: _Episode, agent: AgentClient | None) -> None:
-    actions = ep.builder.reference_actions(ep.task)
+def reference_solution(builder: Builder, task: Task) -> list[Action]:
+    """The task's reference actions; ``NoReferenceSolution`` when it has none (the builder contract's ValueError).
+
+    Example (an embedded kg question: tool calls, then the final answer):
+        >>> from agentinstruct.builders.kg.builder import KgBuilder
+        >>> kg = KgBuilder()
+        >>> [a.kind for a in reference_solution(kg, kg.load_tasks("embedded")[0])][-1]
+        'answer'
+        >>> reference_solution(kg, Task("q1", "Who?", "package", {"entities": {}, "actions": ["guess()"]}))
+        Traceback (most recent call last):
+        ...
+        agentinstruct.builders.base.NoReferenceSolution: kg task q1: action 'guess()' is not a call of one of the tools
+    """
+    try:
+        actions = builder.reference_actions(task)
+    except NoReferenceSolution:
+        raise
+    except ValueError as exc:  # the contract's "has none": a task property, so retrying cannot help
+        raise NoReferenceSolution(str(exc)) from exc
     if not actions:
-        raise ValueError(f"{ep.builder.split} task {ep.task.task_id}: the reference solution has no actions")
+        raise NoReferenceSolution(f"{builder.split} task {task.task_id}: the reference solution has no actions")
+    return actions
+
+
+async def _reference_policy(ep: _Episode, agent: AgentClient | None, actions: list[Action]) -> None:
     for action in actions:
+        if ep.builder.is_final(action) and not ep.builder.shows_answer(ep.task, action, ep.observations()):
+            raise NoReferenceSolution(f"{ep.builder.split} task {ep.task.task_id}: the episode's observations do not "
+                                      f"show the reference answer {action.argument!r}")
         try:
             thought = await _thought(ep, action, agent)
         except ContextLimit:
@@ -198,7 +231,8 @@ async def run_episode(
 ) -> dict[str, Any]:
     """Run one episode of ``task`` and return its scored record (``filter`` still ``UNFILTERED``).
 
-    Raises ``AgentUnavailable`` when the model keeps failing, and whatever the environment raises.
+    Raises ``AgentUnavailable`` when the model keeps failing, ``NoReferenceSolution`` under the reference policy
+    when the task has no reference solution that shows its answer, and whatever the environment raises.
 
     Example (the reference policy on an embedded kg question; ``agent=`` with the default policy runs a model):
         >>> from agentinstruct.builders.kg.builder import KgBuilder
@@ -216,6 +250,9 @@ async def run_episode(
         raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
     if policy == "model" and agent is None:
         raise ValueError("--policy model needs a model (--model)")
+    # Before the environment starts: a task without a reference solution needs none (the os builder may run a
+    # scratch sandbox here, so it runs in a worker thread like every environment call).
+    actions = await asyncio.to_thread(reference_solution, builder, task) if policy == "reference" else []
     env = await _open(builder, task)
     try:
         extra = await asyncio.to_thread(env.reset)
@@ -225,7 +262,7 @@ async def run_episode(
         if policy == "model":
             await _model_policy(ep, agent)
         else:
-            await _reference_policy(ep, agent)
+            await _reference_policy(ep, agent, actions)
         score = await asyncio.to_thread(env.score, ep.final)
     finally:
         await asyncio.to_thread(env.close)

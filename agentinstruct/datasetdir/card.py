@@ -95,7 +95,7 @@ def _overview(stats: list[SplitStats]) -> str:
     for s in stats:
         share = f"{s.kept / s.scored:.1%}" if s.scored else "-"
         reward = f"{sum(s.rewards) / len(s.rewards):.3f}" if s.rewards else "not recorded"
-        turns = f"{sum(s.turns_kept) / len(s.turns_kept):.2f}" if s.turns_kept else "-"
+        turns = f"{s.mean_turns_kept:.2f}" if s.turns_kept else "-"
         rows.append(f"| {s.split} | {s.scored} | {s.kept} | {s.dropped} | {share} | {reward} | {turns} |")
     total, kept = sum(s.scored for s in stats), sum(s.kept for s in stats)
     rows.append(f"| **all** | **{total}** | **{kept}** | **{total - kept}** | {f'{kept / total:.1%}' if total else '-'} | | |")
@@ -135,12 +135,34 @@ def _reward_table(stats: list[SplitStats]) -> str:
     return "\n".join(rows)
 
 
+AGENTINSTRUCT_TURNS: dict[str, float] = {"os": 3.85, "db": 2.13, "alfworld": 13.52, "webshop": 3.68, "kg": 6.04,
+                                         "mind2web": 1.00}
+"""AgentInstruct's mean agent turns per kept trajectory, by split: AgentTuning (arXiv 2310.12823) Table 1 (db: its
+self-instruct part; the part derived from BIRD averages 2.03). Reference figures about the released data."""
+
+
 def _turn_table(stats: list[SplitStats]) -> str:
-    rows = ["| split | kept: min | median | mean | max | dropped: min | median | mean | max |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| split | kept: min | median | mean | max | dropped: min | median | mean | max "
+            "| AgentInstruct kept: mean |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in stats:
-        rows.append(f"| {s.split} | {_quantiles(s.turns_kept)} | {_quantiles(s.turns_dropped)} |")
+        rows.append(f"| {s.split} | {_quantiles(s.turns_kept)} | {_quantiles(s.turns_dropped)} "
+                    f"| {AGENTINSTRUCT_TURNS[s.split]:.2f} |")
     return "\n".join(rows)
+
+
+def _skipped(root: Path) -> str:
+    report = (_report(root, "skipped") or {}).get("splits", {})
+    splits = [(split, report[split]) for split in SPLITS if report.get(split)]
+    if not splits:
+        return ""
+    counts = ", ".join(f"{split} {len(entries)}" for split, entries in splits)
+    rows = [f"| {split} | `{e['task_id']}` | {_cell(e['reason'])} |" for split, entries in splits for e in entries[:20]]
+    more = sum(max(len(entries) - 20, 0) for _, entries in splits)
+    return (f"\n\nTasks skipped for having no reference solution (`--policy reference` derives a trajectory only "
+            f"from a solution whose observations show its answer, so these are in neither config): {counts}.\n\n"
+            "| split | task | reason |\n|---|---|---|\n" + "\n".join(rows)
+            + (f"\n\n... and {more} more (see `reports/skipped.json`)." if more else ""))
 
 
 def _plots(manifest: dict[str, Any]) -> str:
@@ -313,7 +335,7 @@ wrote the thoughts), a reward from the environment, and the bar a trajectory mus
 Drop reasons have the form `kind: detail` and are counted by kind; the `all` config holds every dropped record
 with its full reason.
 
-{_drops(stats)}
+{_drops(stats)}{_skipped(root)}
 
 ## Distributions
 
@@ -323,9 +345,16 @@ Reward of every scored trajectory (counts per band):
 
 {_reward_table(stats)}
 
-Trained agent turns (`num_turns`, gpt turns with `loss: true`):
+Trained agent turns (`num_turns`, gpt turns with `loss: true`), beside AgentInstruct's mean per kept trajectory:
 
 {_turn_table(stats)}
+
+AgentInstruct's means are the average turns of its kept trajectories in AgentTuning's Table 1
+([arXiv 2310.12823](https://arxiv.org/abs/2310.12823); db: its self-instruct part, the part derived from BIRD
+averages 2.03). Both count the agent's own turns after the one-shot: gpt turns with `loss: true`, so neither the
+one-shot example nor the "Ok." acknowledgement counts. The paper does not spell its count out, but its figures
+fit this one (Mind2Web's rows have a single gpt turn: 1.00), and not one that counts the "Ok." (every db
+trajectory that runs a query would then have at least 3 turns, against 2.13).
 
 ## Fields
 

@@ -70,6 +70,16 @@ class SplitStats:
     def rewards(self) -> list[float]:
         return self.rewards_kept + self.rewards_dropped
 
+    @property
+    def mean_turns_kept(self) -> float | None:
+        """Mean trained agent turns (``num_turns``) of the kept trajectories; None when none is kept.
+
+        Example:
+            >>> SplitStats("os", turns_kept=[2, 2, 3]).mean_turns_kept, SplitStats("db").mean_turns_kept
+            (2.3333333333333335, None)
+        """
+        return sum(self.turns_kept) / len(self.turns_kept) if self.turns_kept else None
+
 
 def _env_label(env: dict) -> str:
     version = f" {env['version']}" if env.get("version") else ""

@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
+from agentinstruct.builders.base import (EMBEDDED, Action, Builder, Environment, FormatError, Score, StepResult, Task,
+                                         Turn)
 from agentinstruct.builders.options import option
 
 from .prompt import prompt_turns
@@ -100,6 +101,7 @@ class KgBuilder(Builder):
     env_name = "knowledge-graph"
     env_version = "1.0"
     max_turns = 15
+    embedded_tasks = True
     Options = KgOptions
     observation_limit = 16_000  # relation lists of big Freebase entities run long; AgentBench does not cut them
 
@@ -131,7 +133,7 @@ class KgBuilder(Builder):
         >>> len(KgBuilder().load_tasks("embedded")) > 100
         True
         """
-        if src == "embedded":
+        if src == EMBEDDED:
             return load_questions(EMBEDDED_QUESTIONS, "package")
         path = Path(src)
         if not path.is_file():

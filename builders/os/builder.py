@@ -15,18 +15,22 @@ output as argv[2]; the answer is argv[1], ``None`` after ``finish``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Task, Turn
+from agentinstruct.builders.base import (EMBEDDED, Action, Builder, Environment, FormatError, NoReferenceSolution, Task,
+                                         Turn)
 from agentinstruct.builders.options import option
 from agentinstruct.builders.os import selfinstruct
-from agentinstruct.builders.os.environment import OsEnvironment, prepare
-from agentinstruct.builders.os.sandbox import (BACKENDS, DEFAULT_DOCKER_IMAGE, Limits, Sandbox, open_sandbox,
-                                               resolve_backend)
-from agentinstruct.builders.os.tasks import DATA, EMBEDDED, command, load_task_file
+from agentinstruct.builders.os.environment import OsEnvironment, observation, prepare
+from agentinstruct.builders.os.limits import Limits
+from agentinstruct.builders.os.pool import WarmSandboxes
+from agentinstruct.builders.os.sandbox import BACKENDS, DEFAULT_DOCKER_IMAGE, Sandbox, open_sandbox, resolve_backend
+from agentinstruct.builders.os.tasks import DATA, command, load_task_file
 from agentinstruct.collection.selfinstruct import SELF_INSTRUCT, SELF_INSTRUCT_COUNT, self_instructed_tasks
 
 
@@ -137,6 +141,21 @@ def example_action(payload: dict) -> Action:
     return Action("bash", code.strip("\n"))
 
 
+def answer_shown(answer: str, observations: list[str]) -> bool:
+    """Whether the stripped, non-empty ``answer`` appears in one of ``observations`` as a whole (no letter or digit
+    right before or after it, so ``1`` is not shown by ``10``): the evidence a derived answer needs.
+
+    Example:
+        >>> answer_shown("3345", ["The output of the OS:\\n\\n3345\\n"])
+        True
+        >>> answer_shown("1", ["The output of the OS:\\n\\n10\\n"]), answer_shown(" ", ["The output of the OS is empty."])
+        (False, False)
+    """
+    answer = answer.strip()
+    whole = re.compile(rf"(?<![A-Za-z0-9]){re.escape(answer)}(?![A-Za-z0-9])")
+    return bool(answer) and any(whole.search(text) for text in observations)
+
+
 @dataclass(frozen=True)
 class OsOptions:
     """The os split's environment options."""
@@ -160,6 +179,7 @@ class OsBuilder(Builder):
     env_version: ClassVar[str] = "1.0"
     max_turns: ClassVar[int] = 8
     reward_bar: ClassVar[float] = 1.0
+    embedded_tasks: ClassVar[bool] = True
     Options: ClassVar[type] = OsOptions
 
     def __init__(self, *, scripts: Path | None = None, backend: str = "auto", limits: Limits = Limits(),
@@ -169,6 +189,7 @@ class OsBuilder(Builder):
         self.limits = limits
         self.docker_image = docker_image
         self._run = run  # the build's other options: --tasks self-instruct needs its model, --out and --n
+        self._warm: WarmSandboxes | None = None  # while a build runs (warm): its pools of ready sandboxes
 
     @classmethod
     def from_options(cls, options: "OsOptions", run: argparse.Namespace | None = None) -> "OsBuilder":
@@ -183,9 +204,23 @@ class OsBuilder(Builder):
         return self._backend
 
     def open_sandbox(self, task: Task | None = None) -> Sandbox:
-        """A fresh sandbox on this builder's backend (a task's own Docker image when it names one)."""
+        """A fresh sandbox on this builder's backend (a task's own Docker image when it names one): while ``warm``,
+        one started ahead of need (never used before), else one started now."""
         image = (task.payload.get("image") if task is not None else None) or self.docker_image
+        if self._warm is not None:
+            return self._warm.acquire(self._backend, self.limits, image)
         return open_sandbox(self._backend, self.limits, image)
+
+    @contextlib.contextmanager
+    def warm(self, concurrency: int) -> Iterator[None]:
+        """Keep ``concurrency`` sandboxes started ahead of need while a build's episodes run (the collector enters
+        this), so starting one is off an episode's critical path; the ones left over are closed at the end."""
+        with WarmSandboxes(concurrency) as self._warm:
+            try:
+                self._warm.pool(self._backend, self.limits, self.docker_image)  # start filling before it is asked
+                yield
+            finally:
+                self._warm = None
 
     def load_tasks(self, src: str) -> list[Task]:
         """``embedded``, ``self-instruct`` (needs ``--out`` and a model), or an AgentBench OS task file."""
@@ -232,26 +267,39 @@ class OsBuilder(Builder):
         return "The operation is done, so I will finish."
 
     def reference_actions(self, task: Task) -> list[Action]:
-        """Match tasks: answer the expected string. Check tasks: run the example, then answer what it printed
-        (computed ahead in a scratch sandbox prepared like the episode's), or finish when the checkers ignore
-        the answer."""
-        payload = task.payload
-        if payload["match"] is not None:
-            if "answer" not in payload["match"]:
-                raise ValueError(f"os task {task.task_id}: a regex match has no reference answer")
-            return [Action("answer", payload["match"]["answer"])]
+        """Run the task's example in the shell, then answer what its output shows: a match task's expected
+        string, or what the example prints for a check task that compares the answer with it; finish when the
+        checkers ignore the answer. The example is run ahead in a scratch sandbox prepared like the episode's, and
+        the answer must appear in the observation the agent will see (``answer_shown``).
+
+        Raises ``NoReferenceSolution`` (the task is skipped) for a task without an example, since no command of
+        its own shows the answer (answering a match string unseen would teach guessing), for a regex match (no
+        answer to give), and for an example that fails or whose output does not show the answer.
+        """
+        payload, match = task.payload, task.payload["match"]
+        if match is not None and "answer" not in match:
+            raise NoReferenceSolution(f"os task {task.task_id}: a regex match has no reference answer")
         if payload["example"] is None:
-            raise ValueError(f"os task {task.task_id} has no example solution")
+            raise NoReferenceSolution(f"os task {task.task_id} has no example solution, so no command of its own "
+                                      "shows the answer")
         action = example_action(payload)
-        if None not in payload["check"]:
-            return [action, Action("finish")]
+        if match is None and None not in payload["check"]:
+            return [action, Action("finish")]  # the checkers judge the sandbox, not an answer
         with self.open_sandbox(task) as box:
             prepare(box, task)
             out = box.exec(command(payload["example"], []))
         if out.exit_code != 0:
-            raise ValueError(f"os task {task.task_id}: the example solution failed (exit {out.exit_code}): "
-                             f"{out.text[-300:]!r}")
-        return [action, Action("answer", out.text.strip())]
+            raise NoReferenceSolution(f"os task {task.task_id}: the example solution failed (exit {out.exit_code}): "
+                                      f"{out.text[-300:]!r}")
+        answer = match["answer"] if match is not None else out.text.strip()
+        if not answer_shown(answer, [observation(out)[:self.observation_limit]]):
+            raise NoReferenceSolution(f"os task {task.task_id}: the example's output does not show the answer "
+                                      f"{answer!r}")
+        return [action, Action("answer", answer)]
+
+    def shows_answer(self, task: Task, action: Action, observations: list[str]) -> bool:
+        """An answer must appear in what the shell printed (``answer_shown``); ``finish`` claims nothing."""
+        return action.kind != "answer" or answer_shown(action.argument, observations)
 
     def render(self, thought: str, action: Action) -> str:
         """See ``render_turn``."""

@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from agentinstruct.builders import taskfile
-from agentinstruct.builders.base import Task
+from agentinstruct.builders.base import EMBEDDED, Task
 from agentinstruct.builders.os.environment import judge, prepare
-from agentinstruct.builders.os.tasks import DATA, EMBEDDED, command, load_task_file, task_payload
+from agentinstruct.builders.os.tasks import DATA, command, load_task_file, task_payload
 from agentinstruct.collection.selfinstruct import NearDuplicates, SelfInstructReport, grow
 
 CHECKERS = ("integer-match", "string-match", "size-match", "containing", "in")

@@ -9,6 +9,8 @@ The format is AgentBench's ``os_interaction`` JSON, read as AgentBench reads it:
 - ``start``: a script whose code runs in the agent's shell before the first turn (background programs).
 - ``evaluation``: ``match`` (a string compared with the stripped answer, or ``{"answer"|"regex", "strip"}``)
   or ``check`` (a script, or a list of scripts run in turn; ``null`` stands for ``example``) plus ``example``.
+  A match task may have an ``example`` too (AgentBench ignores it there): the command whose output shows the
+  answer, which ``--policy reference`` runs before answering.
 
 A script is a string (bash code), or ``{"language": "bash"|"python", "code": ...}`` or ``{..., "file": PATH}``
 with PATH relative to the scripts folder (``--scripts``; AgentBench pairs ``data/dev.json`` with
@@ -26,7 +28,6 @@ from agentinstruct.builders.taskfile import Entry, read_task_file
 
 DATA = Path(__file__).parent / "data"
 """The embedded tasks (tasks.json), the checkers they and self-instructed tasks use (check/), the Dockerfile."""
-EMBEDDED = "embedded"
 LANGUAGES = ("bash", "python")
 Script = list[str]  # [language, code]
 
@@ -80,7 +81,7 @@ class _Reader:
         evaluation = item.get("evaluation")
         if not isinstance(evaluation, dict):
             raise self.entry.error("evaluation", "missing or not an object")
-        match = check = example = None
+        match = check = None
         if "match" in evaluation:
             match = evaluation["match"]
             if isinstance(match, str):
@@ -90,13 +91,11 @@ class _Reader:
                 raise self.entry.error("evaluation.match", "expected a string or an object with 'answer' or 'regex'")
         elif "check" in evaluation:
             check = self.scripts_list(evaluation["check"], "evaluation.check", allow_null=True)
-            if "example" in evaluation:
-                example = self.script(evaluation["example"], "evaluation.example")
-            elif None in check:
-                raise self.entry.error("evaluation.example",
-                                       "required when evaluation.check has null (run the example)")
         else:
             raise self.entry.error("evaluation", "needs 'match' or 'check'")
+        example = self.script(evaluation["example"], "evaluation.example") if "example" in evaluation else None
+        if example is None and check is not None and None in check:
+            raise self.entry.error("evaluation.example", "required when evaluation.check has null (run the example)")
         return {
             "description": item["description"],
             "init": init,

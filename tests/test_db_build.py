@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import AGENTBENCH
 from kill_harness import kill_at, run_cli
 from openai_stub import OpenAIStub
@@ -93,6 +94,24 @@ def test_reference_build_of_the_dev_tasks(backend, dev_tasks, tmp_path, request,
         "from": "gpt", "value": "Ok.", "loss": False}
     assert turns[3]["value"].startswith(THOUGHT + "\nAction: Operation\n```sql\n")
     assert turns[-1]["value"].startswith(THOUGHT + "\nAction: Answer\nFinal Answer: ")
+    assert validate_paths([out]).ok
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mariadb"])
+def test_reference_build_of_the_embedded_tasks_scores_1_on_every_task(backend, tmp_path, request, capsys):
+    out = tmp_path / "out"
+    # No --tasks: the db split ships its own tasks, and a build takes them by default.
+    code = main(["build", "db", "--policy", "reference", "--out", str(out), *backend_options(backend, request)])
+    assert code == 0, capsys.readouterr()
+    scored = records(out)
+    assert set(scored) == {t.task_id for t in DbBuilder().load_tasks("embedded")}
+    assert all(r["reward"] == 1.0 and r["filter"]["kept"] for r in scored.values())
+    changes = [r for r in scored.values() if r["reward_details"]["metric"] == "table_hash"]
+    # The shipped answer_md5 (AgentBench's MySQL hash) holds on both engines: they store the same cells.
+    assert len(changes) >= 15 and all(
+        {c["name"]: c["value"] for c in r["reward_details"]["components"]}["answer_md5_agrees"] == 1.0
+        for r in changes)
+    assert yaml.safe_load((out / "builds" / "db.yaml").read_text())["tasks"] == "embedded"
     assert validate_paths([out]).ok
 
 

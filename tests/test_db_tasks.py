@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -127,6 +128,22 @@ def test_task_list_files_and_multi_table_tasks(tmp_path):
             for a in actions[:-1]:
                 env.step(a)
             assert env.score(done).reward == reward
+
+
+def test_embedded_tasks_are_the_packages_own_questions_and_changes_over_small_tables():
+    tasks = B.load_tasks("embedded")
+    kinds = Counter(t.payload["category"] for t in tasks)
+    assert len(tasks) >= 40 and {t.source for t in tasks} == {"package"}
+    assert all(kinds[k] >= 5 for k in ("counting", "comparison", "ranking", "other", "INSERT", "UPDATE", "DELETE"))
+    assert {k.removeprefix("aggregation-") for k in kinds if k.startswith("aggregation-")} == {"SUM", "AVG", "MIN", "MAX"}
+    assert len({t.instruction for t in tasks}) == len(tasks) and len({t.task_id for t in tasks}) == len(tasks)
+    assert all(t.task_id.startswith("db-embedded-") for t in tasks)
+    tables = [table for t in tasks for table in t.payload["tables"]]
+    assert all(3 <= len(t["columns"]) <= 8 and 5 <= len(t["rows"]) <= 20 for t in tables)
+    assert len({t["name"] for t in tables}) >= 4
+    for t in tasks:  # questions: reference SQL and label; changes: the statement and AgentBench's table hash
+        assert t.payload["reference"]
+        assert t.payload["label"] if t.payload["kind"] == "query" else t.payload["answer_md5"], t.task_id
 
 
 def make_text2sql(root: Path, shape: str) -> Path:

@@ -177,7 +177,6 @@ def test_a_build_file_with_a_list_of_builds(tmp_path):
     ({"tasks": "embedded", "out": "o", "policy": "guess"}, "build.yaml: policy: 'guess' is not one of model, reference"),
     ({"tasks": "embedded", "builds": [{"out": "same"}, {"out": "same"}]}, "several builds write split kg into same"),
     ({"tasks": "embedded", "builds": "x"}, "build.yaml: builds: expected a non-empty list of mappings"),
-    ({"out": "o"}, "--tasks is required (on the command line or as 'tasks:' in the build file)"),
 ])
 def test_a_bad_build_file_is_refused_naming_the_file_and_key(tmp_path, monkeypatch, capsys, content, message):
     monkeypatch.chdir(tmp_path)
@@ -189,3 +188,28 @@ def test_a_bad_build_file_is_refused_naming_the_file_and_key(tmp_path, monkeypat
     assert code == 2
     assert message in capsys.readouterr().err
     assert not Path("o").exists() and not Path("same").exists()  # nothing was built
+
+
+def test_tasks_default_to_the_embedded_ones_where_the_split_ships_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert all(builder_class(split).embedded_tasks for split in ("os", "db", "kg"))
+    assert not Builder.embedded_tasks  # a builder ships no tasks unless it says so
+    assert main(["build", "kg", "--policy", "reference", "--limit", "2", "--out", "a"]) == 0
+    assert yaml.safe_load(Path("a/builds/kg.yaml").read_text())["tasks"] == "embedded"
+    # A build file's tasks: (or the flag) overrides the default.
+    questions = json.loads((REPO / "builders" / "kg" / "data" / "questions.json").read_text(encoding="utf-8"))
+    Path("mine.json").write_text(json.dumps(questions[-1:]), encoding="utf-8")
+    Path("build.yaml").write_text(yaml.safe_dump({"tasks": "mine.json", "out": "b"}), encoding="utf-8")
+    assert main(["build", "kg", "--policy", "reference", "--config", "build.yaml"]) == 0
+    assert [r["task_id"] for r in iter_records(Path("b"), "all", "kg")] == [questions[-1]["qid"]]
+    with pytest.raises(SystemExit):
+        main(["build", "kg", "--help"])
+    assert "(default embedded: the tasks shipped with the package)" in " ".join(capsys.readouterr().out.split())
+    # A split without embedded tasks still needs a source, on the command line or in the build file.
+    Path("build.yaml").write_text(yaml.safe_dump({"builder": "counter_builder:CounterBuilder", "out": "c"}))
+    for args in (["--builder", "counter_builder:CounterBuilder", "--out", "c"], ["--config", "build.yaml"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["build", "os", "--policy", "reference", *args])
+        assert exc.value.code == 2
+        assert "--tasks is required (on the command line or as 'tasks:' in the build file)" in capsys.readouterr().err
+    assert not Path("c").exists()

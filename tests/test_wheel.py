@@ -82,12 +82,12 @@ def test_a_build_runs_from_the_installed_wheel(venv, tmp_path):
                            cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout.split()
     assert all(path.startswith(str(venv)) for path in where), where  # the wheel's copy, not the checkout
     out = tmp_path / "out"
-    for split in ("kg", "os"):
+    for split in ("kg", "os", "db"):  # each from its embedded tasks, which the wheel must hold
         done = subprocess.run([str(venv / "bin" / "agentinstruct"), "build", split, "--tasks", "embedded",
                                "--policy", "reference", "--limit", "3", "--out", str(out)],
                               cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
         assert f"default/{split} 3 rows" in done.stdout, done.stdout
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["rows"]["all"] == {"os": 3, "kg": 3}
-    assert {a["path"] for a in manifest["assets"]} >= {"builds/os.yaml", "builds/kg.yaml"}
+    assert manifest["rows"]["all"] == {"os": 3, "db": 3, "kg": 3}
+    assert {a["path"] for a in manifest["assets"]} >= {"builds/os.yaml", "builds/db.yaml", "builds/kg.yaml"}

@@ -1,7 +1,8 @@
 """The ``db`` split: an agent answers questions about, or modifies, a real SQL database.
 
-Task sources: AgentBench DB files (``builders.db_tasks``), Spider/BIRD-style text-to-SQL sets for task derivation
-and self-instruct (``builders.db_sources``). Each episode gets a fresh database on the chosen backend
+Task sources: the embedded tasks (``data/tasks.jsonl``, written for this package), AgentBench DB files
+(``builders.db_tasks``), Spider/BIRD-style text-to-SQL sets for task derivation and self-instruct
+(``builders.db_sources``). Each episode gets a fresh database on the chosen backend
 (``builders.db_backends``: SQLite in-process by default, or a MariaDB/MySQL server). The agent runs one SQL
 statement per turn (``Action: Operation`` + a sql block) and ends with ``Action: Answer`` + ``Final Answer: [...]``;
 database errors come back as observations. Rewards (``builders.db_reward``): a question scores 1 when the final
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
-from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Score, StepResult, Task, Turn
+from agentinstruct.builders.base import (EMBEDDED, Action, Builder, Environment, FormatError, Score, StepResult, Task,
+                                         Turn)
 from agentinstruct.builders.db.backends import (Backend, Database, DbError, Limits, MariadbBackend, Result,
                                                 ServerAddress, SqliteBackend)
 from agentinstruct.builders.db.reward import agentbench_md5, answers_match, parse_answer, result_values, table_hash
@@ -31,6 +33,8 @@ from agentinstruct.collection.selfinstruct import SELF_INSTRUCT, SELF_INSTRUCT_C
 
 SELF_INSTRUCT_STORE = "tasks/db-self-instruct.jsonl"
 """Where ``build db --tasks self-instruct --out DIR`` keeps the model-written tasks, inside DIR."""
+EMBEDDED_TASKS = Path(__file__).parent / "data" / "tasks.jsonl"
+"""The embedded tasks: questions and changes over small tables written for this package, in AgentBench's format."""
 
 _ENGINES = {"sqlite": ("SQLite", 'double quotes, like "my table"'),
             "mariadb": ("MySQL", "backticks, like `my table`")}
@@ -150,6 +154,7 @@ class DbBuilder(Builder):
     env_version = "1.0"
     max_turns = 15
     reward_bar = 1.0
+    embedded_tasks = True
     Options = DbOptions
 
     def __init__(self, backend: Backend | None = None, databases: Path | None = None,
@@ -189,10 +194,18 @@ class DbBuilder(Builder):
 
     # ------------------------------------------------------------ tasks
     def load_tasks(self, src: str) -> list[Task]:
-        """Tasks from an AgentBench DB file (JSON lines or a JSON list), a Spider/BIRD question file, or
-        ``self-instruct`` (``build`` with ``--out`` and a model)."""
+        """``embedded`` (the package's own tasks), an AgentBench DB file (JSON lines or a JSON list), a Spider/BIRD
+        question file, or ``self-instruct`` (``build`` with ``--out`` and a model).
+
+        Example:
+            >>> tasks = DbBuilder().load_tasks("embedded")
+            >>> len(tasks) >= 40, {t.source for t in tasks}, tasks[0].task_id
+            (True, {'package'}, 'db-embedded-00000-...')
+        """
         from agentinstruct.builders.db.sources import is_text2sql_file, load_text2sql
 
+        if src == EMBEDDED:
+            return load_agentbench(EMBEDDED_TASKS, "package", prefix=f"db-{EMBEDDED}")
         if src == SELF_INSTRUCT:
             return self_instructed_tasks(self, self._run, Path(SELF_INSTRUCT_STORE), load_agentbench)
         path = Path(src)

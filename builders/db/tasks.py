@@ -202,9 +202,10 @@ def make_task(payload: dict[str, Any], task_id: str, source: str) -> Task:
                 payload=payload)
 
 
-def load_agentbench(path: Path, source: str = "train_split") -> list[Task]:
+def load_agentbench(path: Path, source: str = "train_split", prefix: str | None = None) -> list[Task]:
     """Tasks from an AgentBench DB file (JSON lines, or one JSON list), in file order; each task's source is
-    ``source`` unless its line names one (self-instruct marks its lines, so they keep that provenance).
+    ``source`` unless its line names one (self-instruct marks its lines, so they keep that provenance). Task ids
+    start with ``prefix`` (default ``db-`` and the file's stem).
 
     Example (a one-task file in AgentBench's dev.jsonl shape):
         >>> task = {"description": "How many rows are in t?", "label": ["2"], "type": ["counting"], "table": {
@@ -220,5 +221,6 @@ def load_agentbench(path: Path, source: str = "train_split") -> list[Task]:
     tasks = []
     for entry in read_task_file(path, source):
         payload = parse_agentbench_entry(entry)
-        tasks.append(make_task(payload, stable_task_id(f"db-{path.stem}", payload, entry.index), entry.source))
+        tasks.append(make_task(payload, stable_task_id(prefix or f"db-{path.stem}", payload, entry.index),
+                               entry.source))
     return tasks

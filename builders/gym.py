@@ -36,13 +36,8 @@ import random
 from typing import Any
 
 from agentinstruct.builders.base import Action, Builder, Environment, FormatError, Score, Task, Turn
-
-
-def _truncate(text: str, limit: int) -> str:
-    # the runner's rule (agentinstruct.collection.runner.truncate), so observations read the same in and out of builds
-    from agentinstruct.collection.runner import truncate
-
-    return truncate(text, limit)
+# the runner's own cut, so observations read the same in and out of a build
+from agentinstruct.collection.runner import truncate
 
 
 class TextEnv:
@@ -131,4 +126,4 @@ class TextEnv:
             reward = score.reward
             info["score"] = score
             self._done = True
-        return _truncate(observation, self.builder.observation_limit), reward, done, truncated, info
+        return truncate(observation, self.builder.observation_limit), reward, done, truncated, info

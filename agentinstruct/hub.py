@@ -132,8 +132,8 @@ def _tag_of(version: str | None) -> str | None:
     return f"v{version}"
 
 
-def _api(dry_run: bool) -> HfApi:
-    token = get_token()
+def _api(dry_run: bool, token: str | None = None) -> HfApi:
+    token = token or get_token()
     if token is None and not dry_run:
         raise PublishError("no Hugging Face token: set HF_TOKEN or run `hf auth login` (a write token is needed)")
     return HfApi(token=token)
@@ -174,11 +174,13 @@ def push_files(
     private: bool = False,
     message: str = "Publish with agentinstruct",
     dry_run: bool = False,
+    token: str | None = None,
 ) -> PublishResult:
     """Make the repo's ``main`` hold exactly ``files`` in one commit, tag it ``v{version}``, verify the tag.
 
     ``files`` maps paths in the repo to local paths or bytes. Refused (``PublishError``) when the tag exists with
-    other files or is older than the newest version tag. ``dry_run`` only reads from the Hub.
+    other files or is older than the newest version tag. ``dry_run`` only reads from the Hub. ``token`` overrides
+    huggingface_hub's usual sources.
 
     Example (needs a Hub server):
         >>> push_files({"README.md": b"# x"}, "org/x", repo_type="model", version="1.0.0")  # doctest: +SKIP
@@ -186,7 +188,7 @@ def push_files(
     """
     tag = _tag_of(version)
     local = {path: LocalFile.of(source) for path, source in files.items()}
-    api = _api(dry_run)
+    api = _api(dry_run, token)
     with _hub_errors(repo_id):
         return _push(api, local, repo_id, repo_type, tag, private, message, dry_run)
 
@@ -291,9 +293,9 @@ def dataset_files(root: Path, hub_repo: str | None = None) -> dict[str, Content]
         >>> from agentinstruct.records.thudm import import_thudm
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> sorted(dataset_files(Path("out")))[:3]
-        ['README.md', 'data/all/db-....parquet', 'data/all/mind2web-....parquet']
+        ['README.md', 'data/all/alfworld-....parquet', 'data/all/db-....parquet']
         >>> json.loads(dataset_files(Path("out"), hub_repo="org/AgentInstruct")["manifest.json"])["hub_repo"]
         'org/AgentInstruct'
         >>> _ = Path("out/README.md").write_text("edited by hand")
@@ -409,6 +411,7 @@ def publish_model(
     private: bool = False,
     message: str = "Upload model",
     dry_run: bool = False,
+    token: str | None = None,
 ) -> PublishResult:
     """Push a checkpoint folder (weights, config, tokenizer, ``README.md`` model card) to a model repo in one commit.
 
@@ -429,4 +432,4 @@ def publish_model(
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     }
     return push_files(files, repo_id, repo_type="model", version=version, private=private, message=message,
-                      dry_run=dry_run)
+                      dry_run=dry_run, token=token)

@@ -4,7 +4,8 @@ It speaks the endpoints that ``huggingface_hub`` 2.x and ``datasets`` use to
 create repos, commit (regular and LFS files, deletions), tag, branch and read
 files back, so the real client code paths run end to end against 127.0.0.1:
 
-- ``POST /api/repos/create``, ``DELETE /api/repos/delete``, ``GET /api/whoami-v2``, ``POST /api/validate-yaml``
+- ``POST /api/repos/create``, ``DELETE /api/repos/delete``, ``GET /api/whoami-v2`` (the user local-tester, member of
+  the org agentinstruct-test; an optional read-role token, refused on writes with 403), ``POST /api/validate-yaml``
 - ``GET /api/{type}s/{ns}/{name}[/revision/{rev}]`` (repo info, ``?blobs=true`` for file metadata)
 - ``POST .../preupload/{rev}``, ``POST .../commit/{rev}`` (NDJSON), ``POST|DELETE .../tag/{rev}``,
   ``POST|DELETE .../branch/{name}``, ``GET .../refs``, ``GET .../commits/{rev}``,
@@ -284,8 +285,10 @@ class HubHandler(BaseHTTPRequestHandler):
 
     def _check_auth(self, write: bool, repo: Repo | None = None) -> None:
         token = self._token()
-        if token is not None and token != self.server.token:
+        if token is not None and token not in (self.server.token, self.server.read_token):
             raise HubError(401, "Invalid credentials in Authorization header", headers={"X-Error-Message": "Invalid credentials in Authorization header"})
+        if write and token is not None and token == self.server.read_token:
+            raise HubError(403, "You don't have the rights to create or write this repo: your token has the read role")
         if token is None and (write or (repo is not None and repo.private)):
             if repo is not None and repo.private:
                 raise HubError(404, f"Repository {repo.id} not found", "RepoNotFound")
@@ -312,9 +315,13 @@ class HubHandler(BaseHTTPRequestHandler):
         if parts[:2] == ["api", "repos"] and len(parts) == 3:
             return self._repos(parts[2])
         if parts == ["api", "whoami-v2"]:
-            self._check_auth(write=True)
-            return self._send_json({"type": "user", "name": "local-tester", "fullname": "Local Tester", "orgs": [],
-                                    "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}}})
+            self._check_auth(write=False)
+            if self._token() is None:
+                raise HubError(401, "You must be authenticated to do this")
+            role = "read" if self._token() == self.server.read_token else "write"
+            orgs = [{"type": "org", "name": "agentinstruct-test", "roleInOrg": "write"}]
+            return self._send_json({"type": "user", "name": "local-tester", "fullname": "Local Tester", "orgs": orgs,
+                                    "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": role}}})
         if parts == ["api", "validate-yaml"]:
             return self._validate_yaml()
         if parts[:2] == ["lfs", "objects"] and len(parts) == 3 and method == "PUT":
@@ -579,9 +586,9 @@ class HubHandler(BaseHTTPRequestHandler):
 class HubHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, store: HubStore, token: str):
+    def __init__(self, store: HubStore, token: str, read_token: str | None = None):
         super().__init__(("127.0.0.1", 0), HubHandler)
-        self.store, self.token = store, token
+        self.store, self.token, self.read_token = store, token, read_token
         self.endpoint = f"http://127.0.0.1:{self.server_address[1]}"
         self.requests: list[str] = []
 
@@ -594,10 +601,10 @@ class LocalHub:
         ...     HfApi(endpoint=hub.endpoint, token=hub.token).create_repo("org/x", repo_type="dataset")
     """
 
-    def __init__(self, root: Path, token: str):
+    def __init__(self, root: Path, token: str, read_token: str | None = None):
         self.store = HubStore(root)
-        self.token = token
-        self._server = HubHTTPServer(self.store, token)
+        self.token, self.read_token = token, read_token  # read_token: a second token with the read role
+        self._server = HubHTTPServer(self.store, token, read_token)
         self.endpoint = self._server.endpoint
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-hub", daemon=True)
 

@@ -103,71 +103,90 @@ def test_mask_is_exactly_the_loss_true_turns(tok, fmt_name: str) -> None:
     assert encoder.stats.trained_tokens == sum(sum(1 for x in r["labels"] if x != IGNORE) for r in rows)
 
 
-def _long(n_rounds: int, human: str = "observation " * 30, reply: str = "Action: step") -> list[dict]:
-    conv = [H("task prompt " * 40), G("Ok.", False)]
+def _trajectory(n_rounds: int, observation: str = "observation " * 30) -> list[dict]:
+    """Instructions, ack, the task, then rounds of trained reply and observation, ending in a trained reply."""
+    conv = [H("INSTRUCTIONS " + "rule " * 40), G("Ok.", False), H("TASK: count the files in /etc")]
     for i in range(n_rounds):
-        conv += [H(f"{human} {i}"), G(f"{reply} {i}")]
-    return conv
+        conv += [G(f"Action: step {i}"), H(f"{observation}{i}")]
+    return conv + [G("Action: answer(42)")]
 
 
-def test_truncation_drops_early_rounds_and_keeps_the_last_trained_turn(tok) -> None:
-    encoder = Encoder(tok, model_chat(tok), max_length=200)
-    conv = _long(12) + [H("trailing observation nobody answers")]
+def _trained_texts(tok, row: dict) -> list[str]:
+    return [tok.decode(row["input_ids"][a:b]) for a, b in _runs(row["labels"])]
+
+
+def test_truncation_shortens_the_longest_observations_first_with_the_notice(tok) -> None:
+    conv = _trajectory(4)
+    conv[4] = H("huge listing " * 300)  # the first observation is by far the longest
+    conv += [H("trailing observation nobody answers")]
+    encoder = Encoder(tok, model_chat(tok), max_length=400)
     (row,) = encoder.encode([{"id": "long", "conversations": conv}])
-    assert len(row["input_ids"]) <= 200
     text = tok.decode(row["input_ids"])
-    assert "Action: step 11<|im_end|>" in text and "task prompt" not in text and "trailing observation" not in text
-    runs = _runs(row["labels"])
-    assert tok.decode(row["input_ids"][runs[-1][0]:runs[-1][1]]) == "Action: step 11<|im_end|>"
+    assert len(row["input_ids"]) <= 400
+    assert "INSTRUCTIONS" in text and "TASK: count the files" in text and "trailing observation" not in text
+    assert "more characters not shown]" in text and text.count("huge listing") < 300
+    # nothing else had to go: every reply, and every other observation whole
+    assert _trained_texts(tok, row) == [f"Action: step {i}<|im_end|>" for i in range(4)] + ["Action: answer(42)<|im_end|>"]
+    assert all(f"observation {i}" in text for i in (1, 2, 3))
     t = encoder.stats.truncation
-    assert t["examples_truncated"] == 1 and t["examples_early_rounds_dropped"] == 1 and t["trailing_turns_dropped"] == 1
-    assert t["early_turns_dropped"] % 2 == 0 and t["trained_turns_dropped"] == t["early_turns_dropped"] // 2 - 1
-    assert "examples_cut_prompt_tokens" not in t and "examples_cut_last_trained_turn" not in t
+    assert t == {"examples_truncated": 1, "trailing_turns_dropped": 1, "examples_observations_shortened": 1,
+                 "observations_shortened": 1}
 
 
-def test_truncation_cuts_the_prompt_before_the_trained_turn_and_counts_everything(tok) -> None:
-    long_prompt = [H("word " * 400), G("Final Answer: 42")]
-    long_reply = [H("short question"), G("token " * 400)]
-    nothing_fits = [H("word " * 400), G("token " * 400)]
+def test_truncation_then_drops_middle_rounds_and_keeps_the_task_and_the_final_round(tok) -> None:
+    encoder = Encoder(tok, model_chat(tok), max_length=300)
+    (row,) = encoder.encode([{"id": "long", "conversations": _trajectory(12, observation="ls output ")}])
+    text = tok.decode(row["input_ids"])
+    assert len(row["input_ids"]) <= 300
+    assert "INSTRUCTIONS" in text and "TASK: count the files" in text and "Ok.<|im_end|>" in text
+    trained = _trained_texts(tok, row)
+    # the reply to the task and the final round stay; the earliest middle rounds went first
+    assert trained[0] == "Action: step 0<|im_end|>" and trained[-1] == "Action: answer(42)<|im_end|>"
+    assert "ls output 11" in text and "Action: step 1<" not in text
+    t = encoder.stats.truncation
+    assert t["examples_middle_rounds_dropped"] == 1 and t["middle_rounds_dropped"] == t["trained_turns_dropped"] > 0
+    assert len(trained) == 13 - t["trained_turns_dropped"] and "examples_observations_shortened" not in t
+
+
+def test_an_example_that_still_does_not_fit_is_dropped_and_counted(tok) -> None:
+    too_long_instructions = [H("rule " * 400), G("Ok.", False), H("TASK"), G("Action: answer(1)")]
+    general = [H("please summarise " + "text " * 400), G("Summary: short.")]  # a user message is never shortened
     no_trained = [H("hi"), G("Ok.", False)]
-    encoder = Encoder(tok, model_chat(tok), max_length=64)
-    rows = encoder.encode([{"id": "p", "conversations": long_prompt}, {"id": "r", "conversations": long_reply},
-                           {"id": "n", "conversations": nothing_fits}, {"id": "z", "conversations": no_trained}])
-    by_id = {r["id"]: r for r in rows}
-    assert set(by_id) == {"p", "r", "n"}
-    assert tok.decode(by_id["p"]["input_ids"]).endswith("Final Answer: 42<|im_end|>")
-    assert tok.decode([t for t, x in zip(by_id["p"]["input_ids"], by_id["p"]["labels"]) if x != IGNORE]) == "Final Answer: 42<|im_end|>"
-    n = tok.decode(by_id["n"]["input_ids"])
-    # half a window of the prompt's end, then the reply's start
-    assert n.count("word") >= 20 and n.endswith("assistant\n" + "token " * 31 + "token")
-    assert sum(1 for x in by_id["n"]["labels"] if x != IGNORE) == 32
-    for r in rows:
-        assert len(r["input_ids"]) == 64 and any(x != IGNORE for x in r["labels"])
+    fits = [H("short question"), G("short answer")]
+    encoder = Encoder(tok, model_chat(tok), max_length=100)
+    rows = encoder.encode([{"id": "i", "conversations": too_long_instructions},
+                           {"id": "g", "source": "general", "conversations": general},
+                           {"id": "z", "conversations": no_trained}, {"id": "f", "conversations": fits}])
+    assert [r["id"] for r in rows] == ["f"]
     t = encoder.stats.truncation
-    assert t["examples_cut_prompt_tokens"] == 1 and t["examples_cut_last_trained_turn"] == 2
-    assert t["examples_without_trained_turn"] == 1 and encoder.stats.kept == 3
+    assert t == {"examples_dropped_too_long": 2, "examples_without_trained_turn": 1}
+    assert encoder.stats.kept == 1 and encoder.stats.examples == 4
 
 
 @pytest.mark.parametrize("fmt_name", ["llama2-chat", "model"])
-def test_truncation_never_leaves_an_example_without_trained_tokens(tok, fmt_name: str) -> None:
+def test_truncation_never_loses_the_task_or_the_final_reply(tok, fmt_name: str) -> None:
     import random
 
     rng = random.Random(7)
     fmt = llama2_chat() if fmt_name == "llama2-chat" else model_chat(tok)
     rows = []
-    for n in range(60):
-        conv = []
+    for n in range(40):
+        conv = [H(f"instructions {n}"), G("Ok.", False), H(f"task {n}")]
         for _ in range(rng.randint(1, 6)):
-            conv += [H("obs " * rng.randint(0, 120) + "?"), G("act " * rng.randint(0, 120) + ".", rng.random() < 0.7)]
+            conv += [G("act " * rng.randint(0, 40) + ".", rng.random() < 0.7), H("obs " * rng.randint(0, 150) + "?")]
+        conv.append(G(f"final {n}"))
         rows.append({"id": str(n), "conversations": conv})
-    for max_length in (8, 40, 150):
+    for max_length in (60, 150, 400):
         encoder = Encoder(tok, fmt, max_length)
         out = encoder.encode(rows)
         t = encoder.stats.truncation
-        assert encoder.stats.examples == 60
-        assert len(out) == 60 - t.get("examples_without_trained_turn", 0) - t.get("examples_dropped_no_trained_token", 0)
+        assert encoder.stats.examples == 40
+        assert len(out) == 40 - t.get("examples_dropped_too_long", 0)
         for r in out:
-            assert len(r["input_ids"]) <= max_length and any(x != IGNORE for x in r["labels"]), (max_length, r["id"])
+            text = tok.decode(r["input_ids"])
+            assert len(r["input_ids"]) <= max_length, (max_length, r["id"])
+            assert f"instructions {r['id']}" in text and f"task {r['id']}" in text
+            assert _trained_texts(tok, r)[-1].strip().startswith(f"final {r['id']}")
 
 
 def test_check_masks_fails_loudly() -> None:

@@ -15,7 +15,8 @@ import pytest
 from agentinstruct import cli
 from agentinstruct.records.thudm import import_thudm
 from agentinstruct.training.base import EMBEDDED_GGUF, load_tokenizer
-from agentinstruct.training.mixture import MIXTURE_MANIFEST, build_mixture, load_agent, mix, read_mixture
+from agentinstruct.training.mixconfig import MixtureSpec, SourceSpec, load_mixture_spec
+from agentinstruct.training.mixture import MESSAGES_MAP, MIXTURE_MANIFEST, Source, build_mixture, load_agent, mix, read_mixture
 
 AGENT = [{"id": f"os_{i}", "split": "os", "conversations": [
     {"from": "human", "value": f"task {i}", "loss": None}, {"from": "gpt", "value": "Ok.", "loss": False},
@@ -87,12 +88,18 @@ def test_build_mixture_writes_a_loadable_dir_and_manifest(tmp_path: Path, tok) -
     general.write_text("".join(json.dumps({"id": g["id"], "conversations": [{"from": t["from"], "value": t["value"]}
                                                                              for t in g["conversations"]]}) + "\n"
                                for g in GENERAL[:50]) + json.dumps({"id": "bad", "conversations": []}) + "\n")
-    manifest = build_mixture(str(agent_dir), str(general), 0.2, 400, 5, tmp_path / "mix", tok)
+    spec = MixtureSpec(agent=[SourceSpec(str(agent_dir))], general=[SourceSpec(str(general))], eta=0.2, samples=400, seed=5)
+    manifest = build_mixture(spec, tmp_path / "mix", tok)
     on_disk = json.loads((tmp_path / "mix" / MIXTURE_MANIFEST).read_text())
     assert on_disk == manifest
-    assert manifest["sources"]["agent"]["kind"] == "dir" and len(manifest["sources"]["agent"]["manifest_sha256"]) == 64
-    assert manifest["sources"]["agent"]["rows"] == 3 and len(manifest["sources"]["agent"]["data_files"]) == 3
-    assert manifest["sources"]["general"]["source"]["sha256"] and manifest["sources"]["general"]["dropped"] == {"no_conversations": 1}
+    (agent_source,), (general_source,) = manifest["sources"]["agent"], manifest["sources"]["general"]
+    assert agent_source["kind"] == "dir" and len(agent_source["manifest_sha256"]) == 64 and agent_source["weight"] == 1.0
+    agent_rows = load_agent(str(agent_dir))[0]  # the embedded sample's rows
+    assert agent_source["rows"] == len(agent_rows) and agent_source["name"] == str(agent_dir)
+    assert len(agent_source["data_files"]) == len({r["split"] for r in agent_rows})
+    assert general_source["source"]["sha256"] and general_source["dropped"] == {"no_conversations": 1}
+    # about 80 agent draws over 5 rows and 320 general draws over 50: both above the default max_repeats 4
+    assert [w.split(":")[0] for w in manifest["warnings"]] == [f"source {agent_dir}", f"source {general}"]
     drawn, eff = manifest["drawn"], manifest["effective_eta"]
     assert drawn["agent"] + drawn["general"] == 400 and eff["examples"] == drawn["agent"] / 400
     by_source = eff["trained_tokens_by_source"]
@@ -152,8 +159,82 @@ def test_mix_command(tmp_path: Path, capsys) -> None:
                      "--seed", "9", "--out", str(tmp_path / "mix")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "general data cut off at character" in out and "wrote 200 examples" in out and "effective eta:" in out
+    assert "cut off at character" in out and "wrote 200 examples" in out and "effective eta:" in out
     manifest = json.loads((tmp_path / "mix" / MIXTURE_MANIFEST).read_text())
-    assert manifest["sources"]["general"]["stream"]["complete"] is False and manifest["sources"]["general"]["read"] < 40
+    (general_source,) = manifest["sources"]["general"]
+    assert general_source["stream"]["complete"] is False and general_source["read"] < 40
     assert manifest["eta"] == 0.25 and manifest["seed"] == 9 and manifest["oversample"] is True
     assert cli.main(["mix", "--agent", str(tmp_path / "nope"), "--samples", "5", "--out", str(tmp_path / "x")]) != 0
+
+
+def test_several_sources_are_drawn_by_weight_within_their_side() -> None:
+    other = [{"id": f"kg_{i}", "split": "kg", "conversations": AGENT[0]["conversations"]} for i in range(40)]
+    chat, code = GENERAL[:100], GENERAL[100:]
+    m = mix([Source("os-runs", AGENT, 1.0), Source("kg-runs", other, 3.0)],
+            [Source("chat", chat, 1.0), Source("code", code, 1.0)], eta=0.2, samples=20_000, seed=4)
+    by = m.drawn["by_source"]
+    n_agent = m.drawn["agent"]
+    assert abs(n_agent / 20_000 - 0.2) < 0.02  # eta is the agent side's share, whatever the sources inside it
+    assert abs(by["kg-runs"]["drawn"] / n_agent - 0.75) < 0.03 and by["os-runs"]["drawn"] + by["kg-runs"]["drawn"] == n_agent
+    assert abs(by["chat"]["drawn"] - by["code"]["drawn"]) < 0.06 * m.drawn["general"]
+    assert by["os-runs"]["max_uses"] - by["os-runs"]["drawn"] // 7 <= 1 and by["os-runs"]["side"] == "agent"
+    assert Counter(r["source_name"] for r in m.rows) == {k: v["drawn"] for k, v in by.items()}
+    # without oversampling every row is used once and the weights still hold
+    m = mix([Source("os-runs", AGENT, 1.0), Source("kg-runs", other, 3.0)], [Source("chat", chat)], eta=0.5,
+            samples=10_000, seed=0, oversample=False)
+    by = m.drawn["by_source"]
+    assert (by["os-runs"]["drawn"], by["kg-runs"]["drawn"], by["chat"]["drawn"]) == (7, 21, 28)
+    assert max(s["max_uses"] for s in by.values()) == 1
+    with pytest.raises(ValueError, match="distinct names"):
+        mix([Source("a", AGENT), Source("a", other)], [], eta=1.0, samples=5, seed=0)
+
+
+def test_mixture_file_and_repeatable_flags(tmp_path: Path, capsys) -> None:
+    agent_dir = _agent_dir(tmp_path)
+    small, big = tmp_path / "small.jsonl", tmp_path / "big.jsonl"
+    small.write_text("".join(json.dumps(g) + "\n" for g in GENERAL[:5]))
+    big.write_text("".join(json.dumps(g) + "\n" for g in GENERAL[5:205]))
+    spec_file = tmp_path / "mixture.yaml"
+    spec_file.write_text(f"eta: 0.1\nsamples: 300\nseed: 2\nmax_repeats: 8\nagent:\n  - path: {agent_dir}\n"
+                         f"general:\n  - path: {small}\n    weight: 0.5\n  - path: {big}\n    weight: 2\n")
+    assert cli.main(["mix", "--mixture", str(spec_file), "--out", str(tmp_path / "mix")]) == 0
+    captured = capsys.readouterr()
+    manifest = json.loads((tmp_path / "mix" / MIXTURE_MANIFEST).read_text())
+    assert [s["name"] for s in manifest["sources"]["general"]] == [str(small), str(big)]
+    assert manifest["eta"] == 0.1 and manifest["seed"] == 2 and manifest["drawn"]["samples"] == 300
+    # about 54 draws over 5 rows: the small source is named in a warning; the big one (about 1 use per row) and the
+    # agent rows (about 30 draws over 5) are not
+    (warning,) = manifest["warnings"]
+    assert warning.startswith(f"source {small}: its 5 rows are used up to") and "more than max_repeats 8" in warning
+    assert f"warning: source {small}" in captured.err and str(big) not in captured.err
+    assert f"general {big}: weight 2" in captured.out
+    card = (tmp_path / "mix" / "README.md").read_text()
+    assert f"- general: `{small}`, weight 0.5, 5 rows" in card and "- warning: source" in card
+    # the same with repeatable flags; a flag given overrides the file
+    assert cli.main(["mix", "--mixture", str(spec_file), "--agent", str(agent_dir), "--general", f"{big}=1",
+                     "--general", f"{small}=1", "--eta", "0.3", "--out", str(tmp_path / "mix2")]) == 0
+    manifest = json.loads((tmp_path / "mix2" / MIXTURE_MANIFEST).read_text())
+    assert [(s["name"], s["weight"]) for s in manifest["sources"]["general"]] == [(str(big), 1.0), (str(small), 1.0)]
+    assert manifest["eta"] == 0.3
+    spec_file.write_text("agent:\n  - path: x\n    weight: -1\n")
+    with pytest.raises(ValueError, match=r"mixture.yaml: agent\[0\]\.weight: must be a positive number"):
+        load_mixture_spec(spec_file)
+    assert cli.main(["mix", "--mixture", str(spec_file), "--out", str(tmp_path / "x")]) != 0
+
+
+def test_messages_view_is_one_documented_line_that_trl_takes_as_conversational(tmp_path: Path, tok) -> None:
+    from trl.data_utils import is_conversational
+
+    agent_dir = _agent_dir(tmp_path)
+    build_mixture(MixtureSpec(agent=[SourceSpec(str(agent_dir))], eta=1.0, samples=6), tmp_path / "mix", tok)
+    card = (tmp_path / "mix" / "README.md").read_text()
+    assert MESSAGES_MAP in card
+    scope = {"ds": datasets.load_dataset(str(tmp_path / "mix"), split="train", cache_dir=str(tmp_path / "cache"))}
+    exec(MESSAGES_MAP, scope)
+    row = scope["ds"][0]
+    assert is_conversational({"messages": row["messages"]})
+    assert [m["role"] for m in row["messages"]] == [{"human": "user", "gpt": "assistant"}[t["from"]] for t in row["conversations"]]
+    assert [m["content"] for m in row["messages"]] == [t["value"] for t in row["conversations"]]
+    assert "loss" in row["conversations"][0]  # per-turn loss stays beside the messages
+    text = tok.apply_chat_template(row["messages"], tokenize=False)
+    assert row["conversations"][-1]["value"].strip() in text

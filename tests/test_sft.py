@@ -13,6 +13,7 @@ import torch
 from agentinstruct.records.thudm import import_thudm
 from agentinstruct.training import sft
 from agentinstruct.training.base import EMBEDDED_GGUF, load_tokenizer, plain_checkpoint
+from agentinstruct.training.mixconfig import MixtureSpec, SourceSpec
 from agentinstruct.training.mixture import Mixture, build_mixture, write_mixture
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,8 +68,9 @@ def _mix_dir(tmp_path: Path, eta: float, samples: int) -> Path:
     general = tmp_path / "general.jsonl"
     general.write_text(json.dumps({"id": "g0", "conversations": [{"from": "human", "value": "Say hi."},
                                                                   {"from": "gpt", "value": "Hi!"}]}) + "\n")
-    build_mixture(str(tmp_path / "agent"), str(general), eta, samples, 0, tmp_path / "mix", load_tokenizer(EMBEDDED_GGUF),
-                  oversample=False)
+    spec = MixtureSpec(agent=[SourceSpec(str(tmp_path / "agent"))], general=[SourceSpec(str(general))], eta=eta,
+                       samples=samples, oversample=False)
+    build_mixture(spec, tmp_path / "mix", load_tokenizer(EMBEDDED_GGUF))
     return tmp_path / "mix"
 
 

@@ -108,8 +108,8 @@ def resolve_model(name_or_path: str) -> str:
     return str(plain_checkpoint(name_or_path)) if is_gguf(name_or_path) else name_or_path
 
 
-def load_tokenizer(name_or_path: str, revision: str | None = None) -> Any:
-    """The tokenizer of a model reference (Hub id, dir, or GGUF spec).
+def load_tokenizer(name_or_path: str, revision: str | None = None, trust_remote_code: bool = False) -> Any:
+    """The tokenizer of a model reference (Hub id, dir, or GGUF spec); ``trust_remote_code`` as transformers has it.
 
     Example (needs a model: a GGUF spec goes through ``plain_checkpoint``, a Hub id is downloaded):
         >>> load_tokenizer(EMBEDDED_GGUF).eos_token  # doctest: +SKIP
@@ -119,4 +119,4 @@ def load_tokenizer(name_or_path: str, revision: str | None = None) -> Any:
 
     if is_gguf(name_or_path):
         return AutoTokenizer.from_pretrained(resolve_model(name_or_path))
-    return AutoTokenizer.from_pretrained(name_or_path, revision=revision)
+    return AutoTokenizer.from_pretrained(name_or_path, revision=revision, trust_remote_code=trust_remote_code)

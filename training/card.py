@@ -46,13 +46,21 @@ def _link_source(source: dict[str, Any]) -> str:
     return f"`{source.get('path', source)}`"
 
 
+def _as_list(descs: Any) -> list[dict[str, Any]]:
+    # mixture.json lists several sources per side; manifests written before that held one dict per side
+    if not descs:
+        return []
+    return list(descs) if isinstance(descs, list) else [descs]
+
+
 def render_model_card(info: dict[str, Any]) -> str:
     """The README.md of an AgentLM checkpoint.
 
     ``info`` carries: ``model_name``, ``base_model``, ``dataset`` (``name``,
     ``revision``), ``mixture`` (the mixture manifest or None), ``recipe``
     (YAML text), ``chat_format``, ``encode`` (EncodeStats.as_dict()),
-    ``train`` (steps, final loss, runtime), ``curve`` (file name or None).
+    ``train`` (steps, final loss, runtime, processes), ``curve`` (file name or None), ``adapter`` (a LoRA
+    description when the checkpoint is a peft adapter, else absent). The caller redacts secrets from ``recipe``.
 
     Example:
         >>> "AgentLM" in render_model_card({"model_name": "m", "base_model": "b", "dataset": {"name": "d", "revision": None},
@@ -64,11 +72,13 @@ def render_model_card(info: dict[str, Any]) -> str:
     datasets_yaml = []
     if "/" in dataset["name"] and not Path(dataset["name"]).exists():
         datasets_yaml.append(dataset["name"])
-    agent = (mixture.get("sources") or {}).get("agent") or {}
-    if agent.get("kind") == "hub":
-        datasets_yaml.append(agent["repo_id"])
+    sources = mixture.get("sources") or {}
+    agents, generals = _as_list(sources.get("agent")), _as_list(sources.get("general"))
+    datasets_yaml += [a["repo_id"] for a in agents if a.get("kind") == "hub"]
     base = info["base_model"]
-    front = ["---", "library_name: transformers", "tags:", "- agentlm", "- agent-tuning", "- trl", "- sft"]
+    adapter = info.get("adapter")
+    front = ["---", f"library_name: {'peft' if adapter else 'transformers'}", "tags:", "- agentlm", "- agent-tuning",
+             "- trl", "- sft"] + (["- lora"] if adapter else [])
     if "/" in base and not base.endswith(".gguf") and not Path(base).exists():
         front.append(f"base_model: {base}")
     if datasets_yaml:
@@ -82,11 +92,16 @@ def render_model_card(info: dict[str, Any]) -> str:
     lines += ["## Training data", "",
               f"- Training set: `{dataset['name']}`" + (f" at revision `{rev}`" if rev else "")]
     if mixture:
-        general = mixture["sources"]["general"]["source"]
         drawn, eff = mixture["drawn"], mixture["effective_eta"]
-        lines += [f"- Agent data: {_link_source(agent)}",
-                  f"- General data: {_link_source(general)}",
-                  f"- Mixture (`mixture.json` in this repo): eta = {mixture['eta']}, {drawn['samples']} examples, "
+        by_source = drawn.get("by_source", {})
+        for side, descs in (("Agent", agents), ("General", generals)):
+            for d in descs:
+                link = _link_source(d.get("source", d) if side == "General" else d)
+                used = by_source.get(d.get("name"), {})
+                extra = (f" (weight {d['weight']:g}, {used['drawn']} drawn, {used['mean_repeats']:g} uses per row)"
+                         if used and "weight" in d else "")
+                lines.append(f"- {side} data: {link}{extra}")
+        lines += [f"- Mixture (`mixture.json` in this repo): eta = {mixture['eta']}, {drawn['samples']} examples, "
                   f"{drawn['agent']} agent / {drawn['general']} general; effective eta {eff['examples']:.4f} in examples, "
                   f"{eff['trained_tokens']:.4f} in trained tokens. Rule: {mixture['rule']}."]
     enc = info.get("encode") or {}
@@ -96,12 +111,16 @@ def render_model_card(info: dict[str, Any]) -> str:
         share = ", ".join(f"{k} {v / total:.4f}" for k, v in sorted(by_source.items()))
         lines += [f"- After tokenization ({info['chat_format']} format): {enc.get('kept')} of {enc.get('examples')} examples, "
                   f"{enc.get('tokens')} tokens, {enc.get('trained_tokens')} trained; trained-token share by source: {share}.",
-                  f"- Truncation (turn-aware): {json.dumps(enc.get('truncation', {}))}"]
+                  f"- Truncation (the task and the final round are always kept; observations shortened, then middle "
+                  f"rounds dropped, then examples that still do not fit dropped): {json.dumps(enc.get('truncation', {}))}"]
     train = info.get("train") or {}
     lines += ["", "## Training", ""]
     if train:
         lines.append(f"{train.get('steps')} steps, final training loss {train.get('final_loss')}, "
-                     f"{train.get('runtime_s')} s.")
+                     f"{train.get('runtime_s')} s" + (f" on {train['processes']} processes." if train.get("processes") else "."))
+    if adapter:
+        lines += ["", f"A LoRA adapter ({adapter}) for `{base}`: load it with `peft.AutoPeftModelForCausalLM` or "
+                      "`AutoModelForCausalLM.from_pretrained` with peft installed."]
     if info.get("curve"):
         lines += ["", f"![training loss]({info['curve']})"]
     lines += ["", "Recipe (`recipe.yaml` in this repo):", "", "```yaml", info.get("recipe", "").rstrip(), "```", "",

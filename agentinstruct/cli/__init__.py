@@ -21,6 +21,7 @@ COMMANDS: tuple[str, ...] = (
     "agentinstruct.cli.publish",
     "agentinstruct.cli.filtering",
     "agentinstruct.cli.self_instruct",
+    "agentinstruct.cli.serve",
 )
 
 

@@ -9,6 +9,8 @@ BUILDERS: dict[str, str] = {
     "os": "agentinstruct.builders.os.builder:OsBuilder",
     "db": "agentinstruct.builders.db.builder:DbBuilder",
     "kg": "agentinstruct.builders.kg.builder:KgBuilder",
+    "alfworld": "agentinstruct.builders.alfworld.builder:AlfworldBuilder",
+    "webshop": "agentinstruct.builders.webshop.builder:WebshopBuilder",
 }
 
 

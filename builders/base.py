@@ -98,7 +98,9 @@ class Environment(ABC):
 
     @abstractmethod
     def reset(self) -> str | None:
-        """Prepare the environment for the task; return text to append to the task turn, or None."""
+        """Prepare the environment for the task; return text to append to the task turn, or None. The text goes
+        on a new line, or straight after the turn's text when that ends with whitespace (alfworld's "Here is your
+        task. " continues with the room the game describes)."""
 
     @abstractmethod
     def step(self, action: Action) -> StepResult:
@@ -134,6 +136,13 @@ class Builder(ABC):
     embedded_tasks: ClassVar[bool] = False
     """Whether ``load_tasks(EMBEDDED)`` gives tasks shipped with the package: then ``--tasks`` defaults to them
     (``agentinstruct build SPLIT`` needs no task file) and ``agentinstruct demo`` builds the split."""
+
+    demo_tasks: ClassVar[int | None] = None
+    """How many of the embedded tasks ``agentinstruct demo`` builds, spread over them (None: all): a split whose
+    episodes take seconds of engine time each keeps the demo within minutes."""
+    demo_model_tasks: ClassVar[int | None] = None
+    """At most how many of the demo's tasks get SmolLM2's thoughts, and SmolLM2 as the agent (None: the demo's
+    defaults); a split with long episodes lowers it, as each action is a model call."""
 
     Options: ClassVar[type] = NoOptions
     """The builder's environment options: a dataclass of ``option(...)`` fields (``builders.options``). They are

@@ -1,4 +1,5 @@
-"""``agentinstruct demo`` (what ``make demo`` runs): every split that ships embedded tasks (os, db, kg), the os
+"""``agentinstruct demo`` (what ``make demo`` runs): every split that ships embedded tasks (os, db, kg, alfworld,
+webshop; long-episode splits a spread sample of them), the os
 split in sandboxes, with the local SmolLM2 server, no keys, no network; one dataset dir that ``load_dataset``
 reads, every split on its card; a re-run resumes."""
 
@@ -12,7 +13,7 @@ from datasets import load_dataset
 from agentinstruct.builders import builder_class
 from agentinstruct.builders.base import EMBEDDED
 from agentinstruct.cli import main
-from agentinstruct.cli.demo import MODEL_EPISODES, THOUGHT_EPISODES, embedded_splits
+from agentinstruct.cli.demo import demo_builds, demo_tasks, embedded_splits
 from agentinstruct.records.validation import validate_paths
 
 MODEL = "SmolLM2-135M-Instruct-Q4_1"
@@ -45,23 +46,24 @@ def test_demo_builds_every_embedded_split_into_one_loadable_dir_and_resumes(sand
     every = {}
     for split in splits:
         builder = builder_class(split)()
-        n = len(builder.load_tasks(EMBEDDED))
-        thought, template = min(n, THOUGHT_EPISODES), max(n - THOUGHT_EPISODES, 0)
-        lines = blocks[f"{split}: {n} embedded tasks, {builder.backend}"]
-        assert lines[0] == (f"reference policy (thoughts: SmolLM2|template): {thought} episodes, {thought} kept, "
-                            "mean reward 1.00")
-        if template:
-            assert lines[1] == (f"reference policy (thoughts: template)        : {template} episodes, {template} kept, "
-                                "mean reward 1.00")
-        assert lines[-1].startswith(f"model policy (SmolLM2 acts)                  : {MODEL_EPISODES} episodes, ")
-        assert len(lines) == 3 if template else 2
+        tasks = demo_tasks(builder, builder.load_tasks(EMBEDDED))
+        builds = demo_builds(tasks, builder.demo_model_tasks)
+        lines = blocks[f"{split}: {len(tasks)} embedded tasks, {builder.backend}"]
+        assert len(lines) == len(builds)
+        ran = Counter()
+        for line, build in zip(lines, builds):
+            episodes = len(build.tasks[:build.limit])
+            label, _, rest = line.rpartition(": ")
+            assert label.strip() == build.label and rest.startswith(f"{episodes} episodes, ")
+            if build.policy == "reference":
+                assert rest == f"{episodes} episodes, {episodes} kept, mean reward 1.00"
+            ran[(build.policy, MODEL if build.model else None)] += episodes
         kept = load_dataset(str(out), split=split)
         every[split] = load_dataset(str(out), "all", split=split)
-        rows = n + MODEL_EPISODES
-        assert kept.num_rows >= n and every[split].num_rows == rows
+        rows = sum(ran.values())
+        assert kept.num_rows >= len(tasks) and every[split].num_rows == rows
         assert set(every[split]["id"]) == {f"{split}_{i}" for i in range(rows)}
-        assert Counter((a["policy"], a["model"]) for a in every[split]["agent"]) == {
-            ("reference", MODEL): thought, ("reference", None): template, ("model", MODEL): MODEL_EPISODES}
+        assert Counter((a["policy"], a["model"]) for a in every[split]["agent"]) == ran
         # On the card: in both configs, and in the counts table with every scored episode.
         assert card.count(f"  - split: {split}\n") == 2 and f"\n| {split} | {rows} | " in card
     assert main(["demo", "--out", str(out)]) == 0  # everything comes from the journals now

@@ -1,8 +1,10 @@
 """``agentinstruct demo``: the main job on embedded defaults, with no keys and no network.
 
-It builds every registered split whose builder ships embedded tasks (``Builder.embedded_tasks``: os, db and kg
-today), each episode in the split's own environment (a sandbox, a fresh database, the embedded graph), with
-SmolLM2-135M-Instruct served by a local llama.cpp server (``agentinstruct.collection.localmodel``). Per split:
+It builds every registered split whose builder ships embedded tasks (``Builder.embedded_tasks``: os, db, kg,
+alfworld and webshop today), each episode in the split's own environment (a sandbox, a fresh database, the
+embedded graph, a text game, the shop), with SmolLM2-135M-Instruct served by a local llama.cpp server
+(``agentinstruct.collection.localmodel``). A split whose episodes are long builds only ``Builder.demo_tasks`` of its
+tasks and has SmolLM2 take part in ``Builder.demo_model_tasks`` of them. Per split:
 
 - model policy: SmolLM2 is the agent on the first ``MODEL_EPISODES`` tasks (a 135M model rarely solves one; its
   scored attempts land in the ``all`` config as negative samples);
@@ -56,7 +58,23 @@ class DemoBuild:
     limit: int | None = None
 
 
-def demo_builds(tasks: list[Task]) -> list[DemoBuild]:
+def demo_tasks(builder: Builder, tasks: list[Task]) -> list[Task]:
+    """The embedded tasks the demo builds: all of them, or ``builder.demo_tasks`` of them spread evenly over the
+    list (every k-th), so a split whose tasks come grouped by kind shows every kind.
+
+    Example:
+        >>> class Long(Builder): demo_tasks = 3
+        >>> [t.task_id for t in demo_tasks(Long, [Task(f"t{i}", "q", "package") for i in range(9)])]
+        ['t0', 't3', 't6']
+    """
+    n = builder.demo_tasks
+    if n is None or n >= len(tasks):
+        return tasks
+    step = len(tasks) // n
+    return tasks[::step][:n]
+
+
+def demo_builds(tasks: list[Task], model_tasks: int | None = None) -> list[DemoBuild]:
     """The demo's builds of one split's embedded tasks: the reference policy on every task (SmolLM2's thoughts on
     the first ``THOUGHT_EPISODES``, template thoughts on the rest), SmolLM2 acting on the first ``MODEL_EPISODES``.
 
@@ -68,13 +86,22 @@ def demo_builds(tasks: list[Task]) -> list[DemoBuild]:
          ('model policy (SmolLM2 acts)', 'model', True, 2)]
         >>> [b.name for b in demo_builds([Task("t0", "Count the files.", "package")])]  # nothing left for templates
         ['reference', 'model']
+        >>> [(b.name, b.limit) for b in demo_builds([Task(f"t{i}", "q", "package") for i in range(4)], 1)]
+        [('reference', 1), ('reference-template', None), ('model', 1)]
+        >>> [b.name for b in demo_builds([Task(f"t{i}", "q", "package") for i in range(4)], 0)]  # no model calls
+        ['reference-template']
     """
-    builds = [DemoBuild("reference", "reference policy (thoughts: SmolLM2|template)", "reference", True, tasks,
-                        THOUGHT_EPISODES)]
-    if tasks[THOUGHT_EPISODES:]:
+    thoughts = THOUGHT_EPISODES if model_tasks is None else min(THOUGHT_EPISODES, model_tasks)
+    acting = MODEL_EPISODES if model_tasks is None else min(MODEL_EPISODES, model_tasks)
+    builds = []
+    if thoughts:
+        builds.append(DemoBuild("reference", "reference policy (thoughts: SmolLM2|template)", "reference", True,
+                                tasks, thoughts))
+    if tasks[thoughts:]:
         builds.append(DemoBuild("reference-template", "reference policy (thoughts: template)", "reference", False,
-                                tasks[THOUGHT_EPISODES:]))
-    builds.append(DemoBuild("model", "model policy (SmolLM2 acts)", "model", True, tasks, MODEL_EPISODES))
+                                tasks[thoughts:]))
+    if acting:
+        builds.append(DemoBuild("model", "model policy (SmolLM2 acts)", "model", True, tasks, acting))
     return builds
 
 
@@ -83,7 +110,7 @@ def embedded_splits() -> list[str]:
 
     Example:
         >>> embedded_splits()
-        ['os', 'db', 'kg']
+        ['os', 'db', 'kg', 'alfworld', 'webshop']
     """
     return [split for split in BUILDERS if builder_class(split).embedded_tasks]
 
@@ -112,7 +139,7 @@ async def _collect(splits: dict[str, tuple[Builder, list[Task]]], out: Path, bas
                 (run, await build_split(builder, run.tasks, out / WORK / split / run.name, pipeline=pipeline,
                                         policy=run.policy, agent=agent if run.model else None,
                                         concurrency=1 if run.model else concurrency, limit=run.limit))
-                for run in demo_builds(tasks)
+                for run in demo_builds(tasks, builder.demo_model_tasks)
             ]
     return built
 
@@ -126,7 +153,7 @@ def _demo(args: argparse.Namespace) -> int:
     splits: dict[str, tuple[Builder, list[Task]]] = {}
     for split in embedded_splits():
         builder = builder_class(split)()  # through the registry: the library imports no split's package by name
-        splits[split] = (builder, builder.load_tasks(EMBEDDED))
+        splits[split] = (builder, demo_tasks(builder, builder.load_tasks(EMBEDDED)))
     print("demo: " + ", ".join(f"{split} ({len(tasks)} embedded tasks, {builder.backend})"
                                for split, (builder, tasks) in splits.items())
           + f"; {MODEL_NAME} on a local llama.cpp server", file=sys.stderr)

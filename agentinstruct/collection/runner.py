@@ -257,8 +257,8 @@ async def run_episode(
     try:
         extra = await asyncio.to_thread(env.reset)
         ep = _Episode(builder, task, env)
-        if extra:
-            ep.turns[-1]["value"] += "\n" + extra
+        if extra:  # on a line of its own, unless the task turn ends with a space to continue its sentence
+            ep.turns[-1]["value"] += ("" if ep.turns[-1]["value"][-1:].isspace() else "\n") + extra
         if policy == "model":
             await _model_policy(ep, agent)
         else:

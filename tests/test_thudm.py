@@ -30,7 +30,7 @@ def test_import_marks_provenance_and_keeps_conversations(tmp_path: Path) -> None
     src = tmp_path / "rows.jsonl"
     src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     counts = import_thudm(str(src), tmp_path / "out")
-    assert counts == {"os": 2, "db": 1, "mind2web": 1}
+    assert counts == {"os": 2, "db": 1, "alfworld": 2, "webshop": 2, "mind2web": 1}
     recs = {r["id"]: r for r in iter_records(tmp_path / "out", "default")}
     for row in rows:
         rec = recs[row["id"]]
@@ -101,7 +101,7 @@ def test_import_from_a_hub_dataset_id(tmp_path: Path, local_hub) -> None:
         "THUDM-test/AgentInstruct", token=local_hub.token
     )
     counts = import_thudm("THUDM-test/AgentInstruct", tmp_path / "out")
-    assert counts == {"os": 2, "db": 1, "mind2web": 1}
+    assert counts == {"os": 2, "db": 1, "alfworld": 2, "webshop": 2, "mind2web": 1}
     got = {r["id"]: r["conversations"] for r in iter_records(tmp_path / "out", "default")}
     assert got == {r["id"]: r["conversations"] for r in rows}
     assert import_thudm("THUDM-test/AgentInstruct", tmp_path / "only-os", split="os") == {"os": 2}

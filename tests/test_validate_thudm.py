@@ -60,9 +60,9 @@ def test_the_thudm_sample_and_import_shaped_rows_pass_under_auto_and_thudm(tmp_p
     for contract in ("auto", "thudm"):
         assert main(["validate", "--contract", contract, str(SAMPLE), str(path)]) == 0
         out = capsys.readouterr().out
-        assert f"{SAMPLE}: 3 records valid (thudm contract)" in out
+        assert f"{SAMPLE}: 7 records valid (thudm contract)" in out
         assert f"{path}: 3 records valid (thudm contract)" in out
-        assert out.splitlines()[-1] == "6 records valid in 2 files"
+        assert out.splitlines()[-1] == "10 records valid in 2 files"
 
 
 @pytest.mark.parametrize("name", sorted(DEFECTS))

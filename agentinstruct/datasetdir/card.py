@@ -25,7 +25,7 @@ def front_matter(root: Path) -> dict[str, Any]:
         >>> from agentinstruct.records.thudm import import_thudm
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> [c["config_name"] for c in front_matter(Path("out"))["configs"]]
         ['default', 'all']
         >>> front_matter(Path("out"))["configs"][0]["data_files"][0]
@@ -430,7 +430,7 @@ def render_card(root: Path, manifest: dict[str, Any] | None = None, stats: list[
         >>> from agentinstruct.records.thudm import import_thudm
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> render_card(Path("out")).splitlines()[:3]
         ['---', 'configs:', '- config_name: default']
         >>> render_card(Path("out")) == Path("out/README.md").read_text(encoding="utf-8")

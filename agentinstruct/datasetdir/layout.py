@@ -80,11 +80,11 @@ def side_assets(root: Path) -> list[Asset]:
         >>> from agentinstruct.filters.dirfilter import filter_dir
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> side_assets(Path("out"))
         []
         >>> filter_dir(Path("out"), Deduplicator(), "dedup")
-        {'os': 0, 'db': 0, 'mind2web': 0}
+        {'os': 0, 'db': 0, 'alfworld': 0, 'webshop': 0, 'mind2web': 0}
         >>> [a.path for a in side_assets(Path("out"))]
         ['reports/dedup.json']
     """
@@ -137,9 +137,9 @@ def read_manifest(root: Path) -> dict[str, Any] | None:
         >>> from agentinstruct.records.thudm import import_thudm
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> read_manifest(Path("out"))["rows"]
-        {'default': {'os': 1, 'db': 1, 'mind2web': 1}, 'all': {'os': 1, 'db': 1, 'mind2web': 1}}
+        {'default': {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}, 'all': {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}}
         >>> read_manifest(Path("never-written")) is None
         True
     """
@@ -155,7 +155,7 @@ def data_files(root: Path) -> list[DataFile]:
         >>> from agentinstruct.records.thudm import import_thudm
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> [f.path for f in data_files(Path("out"))]
         ['data/default/os-....parquet', 'data/default/db-....parquet', 'data/default/mind2web-....parquet',
          'data/all/os-....parquet', 'data/all/db-....parquet', 'data/all/mind2web-....parquet']
@@ -210,11 +210,11 @@ def iter_records(root: Path, config: str = "default", split: str | None = None) 
         >>> from agentinstruct.records.thudm import import_thudm
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> next(iter_records(Path("out"), "default", "os"))["id"]
         'os_0'
         >>> [r["id"] for r in iter_records(Path("out"), "all")]
-        ['os_0', 'db_0', 'mind2web_0']
+        ['os_0', 'db_0', 'alfworld_0', 'alfworld_1', 'webshop_0', 'webshop_1', 'mind2web_0']
     """
     if config not in CONFIGS:
         raise ValueError(f"unknown config {config!r}; expected one of {', '.join(CONFIGS)}")

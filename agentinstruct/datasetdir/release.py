@@ -57,11 +57,12 @@ def refresh(root: Path) -> list[DataFile]:
         >>> from agentinstruct.records.thudm import import_thudm
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> Path("out/manifest.json").unlink()
         >>> [(f.config, f.split, f.rows) for f in refresh(Path("out"))]
-        [('default', 'os', 1), ('default', 'db', 1), ('default', 'mind2web', 1),
-         ('all', 'os', 1), ('all', 'db', 1), ('all', 'mind2web', 1)]
+        [('default', 'os', 1), ('default', 'db', 1), ('default', 'alfworld', 2), ('default', 'webshop', 2),
+         ('default', 'mind2web', 1), ('all', 'os', 1), ('all', 'db', 1), ('all', 'alfworld', 2), ('all', 'webshop', 2),
+         ('all', 'mind2web', 1)]
         >>> Path("out/manifest.json").exists()
         True
     """
@@ -93,7 +94,7 @@ def write_splits(root: Path, splits: Mapping[str, Iterable[dict[str, Any]]]) -> 
         >>> from importlib import resources
         >>> from agentinstruct.records.thudm import from_thudm
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
-        >>> os_row, db_row, _ = [json.loads(line) for line in sample.read_text().splitlines()]
+        >>> os_row, db_row = [json.loads(line) for line in sample.read_text().splitlines()[:2]]
         >>> write_splits(Path("out"), {"os": [from_thudm(os_row, "os")], "db": [from_thudm(db_row, "db")]})
         [DataFile(config='all', split='os', path='data/all/os-....parquet', rows=1, ...),
          DataFile(config='default', split='os', ...), DataFile(config='all', split='db', ...),

@@ -96,9 +96,9 @@ def split_stats(root: Path, files: Iterable[DataFile]) -> list[SplitStats]:
         >>> from agentinstruct.records.thudm import import_thudm
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> [(s.split, s.scored, s.kept, s.turns_kept) for s in split_stats(Path("out"), data_files(Path("out")))]
-        [('os', 1, 1, [2]), ('db', 1, 1, [2]), ('mind2web', 1, 1, [1])]
+        [('os', 1, 1, [2]), ('db', 1, 1, [2]), ('alfworld', 2, 2, [5, 4]), ('webshop', 2, 2, [5, 3]), ('mind2web', 1, 1, [1])]
     """
     stats: dict[str, SplitStats] = {}
     for f in files:

@@ -85,9 +85,9 @@ def filter_dir(root: Path, step: BatchFilter, report: str) -> dict[str, int]:
         >>> lines = sample.read_text().splitlines()
         >>> _ = Path("rows.jsonl").write_text("\\n".join(lines + [lines[0].replace('"os_0"', '"os_1"', 1)]))
         >>> import_thudm("rows.jsonl", Path("out"))
-        {'os': 2, 'db': 1, 'mind2web': 1}
+        {'os': 2, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> filter_dir(Path("out"), Deduplicator(), "dedup")
-        {'os': 1, 'db': 0, 'mind2web': 0}
+        {'os': 1, 'db': 0, 'alfworld': 0, 'webshop': 0, 'mind2web': 0}
         >>> [(r["id"], r["filter"]["reason"]) for r in iter_records(Path("out"), "all", "os")]
         [('os_0', None), ('os_1', 'duplicate: instruction of os_0')]
         >>> sorted(p.name for p in Path("out/reports").iterdir())

@@ -41,7 +41,7 @@ def thudm_entries(src: str, split: str | None = None) -> Iterator[Entry]:
         >>> from importlib import resources
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> [e.record["id"] for e in thudm_entries(str(sample))]
-        ['os_0', 'db_0', 'mind2web_0']
+        ['os_0', 'db_0', 'alfworld_0', 'alfworld_1', 'webshop_0', 'webshop_1', 'mind2web_0']
     """
     path = Path(src)
     if path.exists():
@@ -139,7 +139,7 @@ def import_thudm(src: str, out: Path, split: str | None = None, created_at: str 
         >>> from importlib import resources
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
     """
     if split is not None and split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
@@ -170,7 +170,7 @@ def export_thudm(root: Path, out: Path, split: str | None = None, config: str = 
         >>> from importlib import resources
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> export_thudm(Path("out"), Path("os.jsonl"), split="os")
         1
         >>> Path("os.jsonl").read_text().startswith('{"id": "os_0", "conversations": [{"from": "human"')

@@ -215,18 +215,20 @@ def validate_paths(paths: Iterable[Path], contract: str = "agentinstruct") -> Re
         >>> from agentinstruct.records.thudm import import_thudm
         >>> sample = resources.files("agentinstruct.records").joinpath("samples/thudm_sample.jsonl")
         >>> import_thudm(str(sample), Path("out"))
-        {'os': 1, 'db': 1, 'mind2web': 1}
+        {'os': 1, 'db': 1, 'alfworld': 2, 'webshop': 2, 'mind2web': 1}
         >>> validate_paths([Path("out")]).ok
         True
         >>> paths = [Path(str(sample)), Path("out/data/default"), Path("os.jsonl")]
         >>> print(validate_paths(paths, contract="auto").render())
         os.jsonl:file /: no such file or directory
-        .../thudm_sample.jsonl: 3 records valid (thudm contract)
+        .../thudm_sample.jsonl: 7 records valid (thudm contract)
+        out/data/default/alfworld-....parquet: 2 records valid (agentinstruct contract)
         out/data/default/db-....parquet: 1 record valid (agentinstruct contract)
         out/data/default/mind2web-....parquet: 1 record valid (agentinstruct contract)
         out/data/default/os-....parquet: 1 record valid (agentinstruct contract)
+        out/data/default/webshop-....parquet: 2 records valid (agentinstruct contract)
         os.jsonl: 1 record checked, 1 invalid, 1 problem (nothing readable)
-        7 records checked, 1 invalid, 1 problem in 5 files
+        15 records checked, 1 invalid, 1 problem in 7 files
     """
     def entries() -> Iterable[Entry]:
         for path in paths:

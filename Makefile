@@ -3,8 +3,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Debian packages the environments and tests need (bubblewrap sandbox, MariaDB server backend; a C/C++ toolchain
-# because llama-cpp-python, the local model server, builds from source).
-APT_PACKAGES := bubblewrap mariadb-server build-essential
+# and cmake because llama-cpp-python, the local model server, and alfworld's fast-downward planner build from
+# source; chromium for the webshop browser tests, as Playwright cannot download its own browser here).
+APT_PACKAGES := bubblewrap mariadb-server build-essential cmake chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup system-deps demo test test-fast clean
@@ -19,11 +20,13 @@ system-deps:
 	fi
 
 # torch goes first, pinned: the CPU build lies on disk, and an unpinned torch pulls several GB of CUDA wheels.
+# alfworld's fast-downward builds from source by running `python build.py`: the venv's python must come first on
+# PATH, or another interpreter on the machine runs it and the build fails.
 $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e ".[test]"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PIP) install -q -e ".[test]"
 	touch $@
 
 demo: setup

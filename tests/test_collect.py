@@ -174,8 +174,8 @@ def test_cli_build_resume_refusal_and_clear_errors(stub, tmp_path, capsys, monke
     rc, _, err = cli(["build", "os", "--builder", BUILDER_SPEC, "--tasks", "gen:2", "--out", str(tmp_path / "x")],
                      capsys)
     assert rc == 2 and "--policy model needs --model" in err
-    rc, _, err = cli(["build", "alfworld", "--tasks", "x", "--out", str(tmp_path / "y")], capsys)
-    assert rc == 2 and "no builder for split 'alfworld' yet" in err
+    rc, _, err = cli(["build", "mind2web", "--tasks", "x", "--out", str(tmp_path / "y")], capsys)
+    assert rc == 2 and "no builder for split 'mind2web' yet" in err
     assert stub.authorization and set(stub.authorization) == {f"Bearer {SECRET}"}
 
 

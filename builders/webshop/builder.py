@@ -105,10 +105,10 @@ class WebshopBuilder(Builder):
     embedded_tasks = True
     Options = WebshopOptions
     observation_limit = 8000  # AgentBench shows whole pages; a results page of 10 listings runs past 800
-    # The demo: 40 goals spread over the departments (template thoughts, about 0.05 s each), and SmolLM2 in one
-    # episode of each policy, since every action is a model call over a prompt of 1,000+ tokens.
+    # The demo: 40 goals spread over the departments with template thoughts (about 0.05 s each). No SmolLM2: its
+    # webshop episodes (every action a model call over pages of 1,000+ tokens) took 110 s of a 7m22s demo.
     demo_tasks = 40
-    demo_model_tasks = 1
+    demo_model_tasks = 0
 
     def __init__(self, catalogue: Catalogue | None = None, search: str = "bm25s", index: Path | None = None,
                  goals: str = "train") -> None:

@@ -53,6 +53,7 @@ def test_objects_start_inside_closed_receptacles_in_most_games():
     assert closed >= len(TRAIN) // 4, closed
 
 
+@pytest.mark.slow  # three generations with the planner: over a minute on two cores
 def test_the_generator_is_deterministic_for_a_seed_and_differs_across_seeds(tmp_path):
     first = [g.files() for g in generate(1, 0, seed=5)]
     assert first == [g.files() for g in generate(1, 0, seed=5)]

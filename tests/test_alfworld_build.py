@@ -92,6 +92,7 @@ def _script(messages: list[dict]) -> str:
     return replies[min(step, len(replies) - 1)]
 
 
+@pytest.mark.slow  # 35 turns of the looker plus five games: about 100 s on two cores
 def test_a_scripted_model_with_near_misses_invalid_actions_and_a_looker(games, tmp_path, capsys):
     with OpenAIStub(_script) as stub:
         rc, out = run(["build", "alfworld", "--tasks", str(games), "--model", "stub", "--base-url", stub.url,

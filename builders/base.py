@@ -234,6 +234,18 @@ class Builder(ABC):
         what = f" `{first[:80]}`" if first else ""
         return f"I will take the next step of the solution with {action.kind}{what} to move the task forward."
 
+    def web_server(self, host: str, port: int) -> Any:
+        """The environment as pages a person can use in a browser: an HTTP server bound to ``host:port``, not yet
+        serving (``agentinstruct serve SPLIT`` runs it). A split without pages keeps this default, which refuses.
+
+        Example:
+            >>> Builder.web_server(type("B", (), {"split": "db"})(), "127.0.0.1", 0)
+            Traceback (most recent call last):
+            ...
+            ValueError: the db split has no pages to serve
+        """
+        raise ValueError(f"the {self.split} split has no pages to serve")
+
     @classmethod
     def has_self_instruct(cls) -> bool:
         """Whether the split can have a model write its tasks (it overrides ``self_instruct``).

@@ -1,7 +1,7 @@
 """``agentinstruct serve webshop``: the webshop split's shop as pages a person can open in a browser.
 
 The pages are the builder's own engine (same catalogue, search and reward as ``agentinstruct build webshop``),
-rendered as HTML by ``agentinstruct.builders.webshop.web``. The shop takes the build's catalogue flags
+rendered as HTML (``Builder.web_server``; the webshop builder's pages are in its ``web`` module). The shop takes the build's catalogue flags
 (``--products/--attributes/--instructions``, ``--search``, ``--goals``).
 """
 
@@ -10,14 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-SERVABLE = ("webshop",)
-"""Splits whose environment has pages to serve."""
-
+from agentinstruct.builders import BUILDERS
 
 def _run(args: argparse.Namespace) -> int:
     from agentinstruct.builders import builder_class
-    from agentinstruct.builders.base import EMBEDDED
-    from agentinstruct.builders.webshop.web import serve
 
     cls = builder_class(args.split)
     p = argparse.ArgumentParser(prog=f"agentinstruct serve {args.split}")
@@ -26,11 +22,13 @@ def _run(args: argparse.Namespace) -> int:
     cls.add_arguments(p)
     opts = p.parse_args(args.options)
     builder = cls.from_args(opts)
-    goals = [t.payload["goal_index"] for t in builder.load_tasks(EMBEDDED)]
-    server = serve(builder.shop, goals, host=opts.host, port=opts.port)
+    try:
+        server = builder.web_server(opts.host, opts.port)
+    except ValueError as exc:
+        print(f"agentinstruct serve: {exc}", file=sys.stderr)
+        return 2
     host, port = server.server_address[:2]
-    print(f"webshop: {len(builder.catalogue.products)} products, {len(goals)} {opts.goals} goals, "
-          f"search {builder.backend}; open http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
+    print(f"{args.split}: open http://{host}:{port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     finally:
@@ -43,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     text = "serve a split's environment as web pages (webshop: the shop, with the score at the end)"
     p = sub.add_parser("serve", help=text, description=f"{text}. Run 'agentinstruct serve webshop --help' for the "
                        "options.")
-    p.add_argument("split", metavar="SPLIT", choices=SERVABLE, help=f"one of: {', '.join(SERVABLE)}")
+    p.add_argument("split", metavar="SPLIT", choices=list(BUILDERS), help="a registered split whose environment "
+                   "has pages (webshop)")
     p.add_argument("options", nargs=argparse.REMAINDER, help="options (see SPLIT --help)")
     p.set_defaults(func=_run)

@@ -21,6 +21,7 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from agentinstruct.builders.base import (EMBEDDED, Action, Builder, Environment, FormatError, Score, StepResult, Task,
                                          Turn)
@@ -32,6 +33,7 @@ from .generate import DATA, FILES
 from .prompt import prompt_turns
 from .reward import TAGGER
 from .search import Bm25sSearch, PyseriniSearch, SearchEngine
+from .web import serve
 from .shop import BACK_TO_SEARCH, END_BUTTON, NEXT_PAGE, PREV_PAGE, SUB_PAGES, Shop, ShopSession
 
 EVAL_GOALS = 80
@@ -220,6 +222,10 @@ class WebshopBuilder(Builder):
         if re.fullmatch(r"B[0-9A-Z]{9}", arg):
             return f"I think {arg} looks like the product I need within the budget, so I will open it."
         return f"I think I should select {arg}, the option the instruction asks for."
+
+    def web_server(self, host: str, port: int) -> Any:
+        """The shop as HTML pages over the same engine, one session per goal of the embedded source."""
+        return serve(self.shop, [t.payload["goal_index"] for t in self.load_tasks(EMBEDDED)], host=host, port=port)
 
     def render(self, thought: str, action: Action) -> str:
         return f"Thought:\n{thought}\n\nAction:\n{_goal_action(action)}"

@@ -34,6 +34,22 @@ EMBEDDED = "embedded"
 """The task source naming the tasks a split ships with the package (``load_tasks(EMBEDDED)``)."""
 
 
+def opening_turns(instructions: str, acknowledgement: str, example: list[tuple[str, str]], task: str) -> list[Turn]:
+    """A prompt in THUDM's shape: the instructions, the acknowledgement, the one-shot example's (human, gpt) pairs
+    (gpt turns not trained: ``loss`` False), then the human turn that poses the task.
+
+    Example:
+        >>> [(t["from"], t["loss"]) for t in opening_turns("Do it.", "OK", [("q", "a")], "task")]
+        [('human', None), ('gpt', False), ('human', None), ('gpt', False), ('human', None)]
+    """
+    turns: list[Turn] = [{"from": "human", "value": instructions, "loss": None},
+                         {"from": "gpt", "value": acknowledgement, "loss": False}]
+    for human, gpt in example:
+        turns += [{"from": "human", "value": human, "loss": None}, {"from": "gpt", "value": gpt, "loss": False}]
+    turns.append({"from": "human", "value": task, "loss": None})
+    return turns
+
+
 class NoSelfInstruct(ValueError):
     """The split has no self-instruct task source (its builder does not implement ``self_instruct``)."""
 

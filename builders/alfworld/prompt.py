@@ -14,7 +14,7 @@ import json
 from functools import cache
 from pathlib import Path
 
-from agentinstruct.builders.base import Turn
+from agentinstruct.builders.base import Turn, opening_turns
 
 EXAMPLES = Path(__file__).parent / "data" / "examples.json"
 TASK_OPENING = "Here is your task. "
@@ -56,10 +56,9 @@ def prompt_turns(grammar: str, task_type: str) -> list[Turn]:
     >>> [t["from"] for t in prompt_turns("agentbench", "look_at_obj_in_light")][:3]
     ['human', 'gpt', 'human']
     """
-    return [{"from": "human", "value": INSTRUCTIONS, "loss": None},
-            {"from": "gpt", "value": ACKNOWLEDGEMENT, "loss": False},
-            *example_turns(grammar, task_type),
-            {"from": "human", "value": TASK_OPENING, "loss": None}]
+    example = example_turns(grammar, task_type)
+    pairs = [(h["value"], g["value"]) for h, g in zip(example[::2], example[1::2])]
+    return opening_turns(INSTRUCTIONS, ACKNOWLEDGEMENT, pairs, TASK_OPENING)
 
 
 def task_text(opening: str) -> str:

@@ -6,7 +6,7 @@ answer there (a test replays it), so the example never shows the agent something
 
 from __future__ import annotations
 
-from agentinstruct.builders.base import Turn
+from agentinstruct.builders.base import Turn, opening_turns
 
 INSTRUCTIONS = """You answer questions with a knowledge base (KB) that you query through tools. Each turn, first \
 think, then call exactly one tool.
@@ -104,12 +104,4 @@ def prompt_turns(question: str, entity_names: list[str]) -> list[Turn]:
     >>> [t["from"] for t in turns[:3]], turns[-1]["value"].startswith("A new question:")
     (['human', 'gpt', 'human'], True)
     """
-    turns: list[Turn] = [
-        {"from": "human", "value": INSTRUCTIONS, "loss": None},
-        {"from": "gpt", "value": ACK, "loss": False},
-    ]
-    for human, gpt in ONE_SHOT:
-        turns.append({"from": "human", "value": human, "loss": None})
-        turns.append({"from": "gpt", "value": gpt, "loss": False})
-    turns.append({"from": "human", "value": question_turn(question, entity_names), "loss": None})
-    return turns
+    return opening_turns(INSTRUCTIONS, ACK, ONE_SHOT, question_turn(question, entity_names))

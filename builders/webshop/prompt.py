@@ -7,7 +7,7 @@ without giving away a goal; its gpt turns are not trained (``loss`` False).
 
 from __future__ import annotations
 
-from agentinstruct.builders.base import Turn
+from agentinstruct.builders.base import Turn, opening_turns
 
 INSTRUCTIONS = """You are shopping online in WebShop. I give you an instruction that describes the product to buy, \
 and each round I show you the page you are on, as text with its fields separated by [SEP].
@@ -73,12 +73,4 @@ def prompt_turns(first_page: str) -> list[Turn]:
     >>> [t["from"] for t in turns[:3]], turns[1]["value"], turns[-1]["value"].startswith("WebShop [SEP]")
     (['human', 'gpt', 'human'], 'Ok.', True)
     """
-    turns: list[Turn] = [
-        {"from": "human", "value": INSTRUCTIONS, "loss": None},
-        {"from": "gpt", "value": ACK, "loss": False},
-    ]
-    for human, gpt in ONE_SHOT:
-        turns.append({"from": "human", "value": human, "loss": None})
-        turns.append({"from": "gpt", "value": gpt, "loss": False})
-    turns.append({"from": "human", "value": first_page, "loss": None})
-    return turns
+    return opening_turns(INSTRUCTIONS, ACK, ONE_SHOT, first_page)

@@ -137,6 +137,43 @@ class Environment(ABC):
         self.close()
 
 
+@dataclass(frozen=True)
+class Query:
+    """One question of a query task: a fresh conversation (``turns``, ending with the human turn that asks it)
+    answered by one gpt turn, and the answer the reference policy gives (``reference``)."""
+
+    turns: list[Turn]
+    reference: Action
+
+
+class QueryEnvironment(ABC):
+    """A query task's live environment: it poses questions one at a time, each answered in one reply, and which
+    comes next may depend on the answers so far (Mind2Web's rounds: the winners of a round meet in the next).
+    Used as a context manager: ``close`` always runs."""
+
+    @abstractmethod
+    def next_query(self) -> Query | None:
+        """The next question, or None when the task is decided."""
+
+    @abstractmethod
+    def answer(self, query: Query, action: Action | FormatError) -> None:
+        """Take the reply to ``query`` (a reply that did not parse arrives as its ``FormatError``)."""
+
+    @abstractmethod
+    def scores(self) -> list[Score]:
+        """One score per question posed, in order: each question's verdict, with whatever the whole task's
+        outcome contributes (Mind2Web's step metrics) as components."""
+
+    def close(self) -> None:
+        """Release what the task holds; nothing by default."""
+
+    def __enter__(self) -> "QueryEnvironment":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class Builder(ABC):
     """A split's builder. Subclasses set the class attributes and implement the methods."""
 
@@ -287,3 +324,28 @@ class Builder(ABC):
     def render(self, thought: str, action: Action) -> str:
         """A gpt turn in the split's format for ``thought`` and ``action`` (used by ``--policy reference``);
         ``parse(render(t, a))`` must give back ``a``."""
+
+
+class QueryBuilder(Builder):
+    """A split of query tasks (mind2web): an episode is a series of one-turn questions its ``QueryEnvironment``
+    poses, not a ReAct loop, and gives one record per question (one human turn that holds the whole question, one
+    gpt turn). The engine asks the model each question in a fresh conversation; under ``--policy reference`` it
+    answers each with ``Query.reference``, the model or ``template_thought`` writing the thought."""
+
+    max_turns: ClassVar[int] = 1
+
+    @abstractmethod
+    def open_env(self, task: Task) -> QueryEnvironment:  # type: ignore[override]
+        """Start the questions of one episode of ``task``."""
+
+    def prompt(self, task: Task) -> list[Turn]:
+        """A query task has no opening of its own: each ``Query`` carries its whole conversation.
+
+        Example:
+            >>> QueryBuilder.prompt(type("B", (), {"split": "mind2web"})(), Task("t", "q", "train_split"))
+            Traceback (most recent call last):
+            ...
+            TypeError: mind2web is a query split: its questions come from QueryEnvironment.next_query, not prompt()
+        """
+        raise TypeError(f"{self.split} is a query split: its questions come from QueryEnvironment.next_query, "
+                        "not prompt()")

@@ -34,7 +34,7 @@ def load_schema() -> dict[str, Any]:
 
     Example:
         >>> load_schema()["schema_version"]
-        '1.1.0'
+        '1.2.0'
     """
     return json.loads(schema_text())
 

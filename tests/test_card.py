@@ -95,7 +95,7 @@ def test_every_field_is_explained_and_loss_spelled_out(tmp_path: Path) -> None:
     expected = names(load_schema()["properties"])
     assert [r.split("`")[1] for r in rows] == expected
     assert all(not r.rstrip().endswith("|  |") for r in rows)  # no field without a meaning
-    assert "Schema version 1.1.0" in fields
+    assert "Schema version 1.2.0" in fields
     assert "`false` on gpt turns that are scaffolding" in fields and "`null` on every human turn" in fields
 
 

@@ -94,10 +94,10 @@ def test_dataset_dir_loads_and_the_journal_stays_out_of_it(stub, tmp_path):
 
 def test_seed_and_limit_give_a_deterministic_prefix(stub, tmp_path):
     tasks = CounterBuilder().load_tasks("gen:30")
-    full = select(tasks, "os", seed=3)
-    assert select(tasks, "os", seed=3, limit=5) == full[:5]
-    assert [t.task_id for _, t in full] != [t.task_id for t in tasks]  # shuffled
-    assert [t.task_id for _, t in select(tasks, "os", seed=4)] != [t.task_id for _, t in full]
+    full = select(tasks, seed=3)
+    assert select(tasks, seed=3, limit=5) == full[:5]
+    assert [e.task.task_id for e in full] != [t.task_id for t in tasks]  # shuffled
+    assert [e.task.task_id for e in select(tasks, seed=4)] != [e.task.task_id for e in full]
 
     build(stub, tmp_path, 30, seed=3, limit=5)
     first = {r["id"]: r for r in iter_records(tmp_path, "all", "os")}
@@ -107,7 +107,7 @@ def test_seed_and_limit_give_a_deterministic_prefix(stub, tmp_path):
     assert sorted(records) == [f"os_{n}" for n in range(8)]
     assert all(records[i] == first[i] for i in first)  # journaled episodes are not run again
     assert len(stub.requests) - requests <= 3 * 3
-    assert [records[f"os_{n}"]["task_id"] for n in range(8)] == [t.task_id for _, t in full[:8]]
+    assert [records[f"os_{n}"]["task_id"] for n in range(8)] == [e.task.task_id for e in full[:8]]
 
 
 def test_server_dies_mid_run_then_resume_completes_the_same_records(stub, tmp_path):
@@ -145,10 +145,10 @@ class FlakyEnvBuilder(CounterBuilder):
 
 def test_environment_crashes_are_errored_not_scored(stub, tmp_path):
     outcome = build(stub, tmp_path, 12, builder=FlakyEnvBuilder())
-    crashed = {eid for eid, t in select(FlakyEnvBuilder().load_tasks("gen:12"), "os") if t.payload["target"] == 7}
+    crashed = {e.key for e in select(FlakyEnvBuilder().load_tasks("gen:12")) if e.task.payload["target"] == 7}
     assert crashed and set(outcome.errors) == crashed
     assert all("environment error in task" in e and "OSError: sandbox vanished" in e for e in outcome.errors.values())
-    assert {r["id"] for r in outcome.records}.isdisjoint(crashed)
+    assert {r["build"]["episode"] for r in outcome.records}.isdisjoint(crashed)
     assert counter_builder.OPEN_ENVS == set()
 
 
@@ -174,8 +174,8 @@ def test_cli_build_resume_refusal_and_clear_errors(stub, tmp_path, capsys, monke
     rc, _, err = cli(["build", "os", "--builder", BUILDER_SPEC, "--tasks", "gen:2", "--out", str(tmp_path / "x")],
                      capsys)
     assert rc == 2 and "--policy model needs --model" in err
-    rc, _, err = cli(["build", "mind2web", "--tasks", "x", "--out", str(tmp_path / "y")], capsys)
-    assert rc == 2 and "no builder for split 'mind2web' yet" in err
+    rc, _, err = cli(["build", "web", "--tasks", "x", "--out", str(tmp_path / "y")], capsys)
+    assert rc == 2 and "no builder for split 'web' yet" in err
     assert stub.authorization and set(stub.authorization) == {f"Bearer {SECRET}"}
 
 
@@ -204,9 +204,9 @@ def test_tasks_without_a_reference_solution_are_skipped_counted_and_not_run_agai
     outcome = build(None, tmp_path, 6, builder=PartlyDerivable(), policy="reference")
     assert not outcome.errors and [r["task_id"] for r in outcome.records] == ["c0", "c2", "c5"]
     assert outcome.skipped == {
-        "os_1": "counter task c1 has no reference solution",
-        "os_3": "counter task c3 has no reference solution",
-        "os_4": f"os task c4: the episode's observations do not show the reference answer '{target(4)}'",
+        "c1#0": "counter task c1 has no reference solution",
+        "c3#0": "counter task c3 has no reference solution",
+        "c4#0": f"os task c4: the episode's observations do not show the reference answer '{target(4)}'",
     }
     assert counter_builder.OPEN_ENVS == set()  # c4's episode was under way: its environment is closed
     kinds = [json.loads(x)["kind"] for x in journal_path(tmp_path, "os").read_text().splitlines()]
@@ -265,7 +265,7 @@ def test_kill_9_mid_build_then_resume_gives_exactly_the_uninterrupted_record_set
     # Each episode finished once: torn lines cut, nothing duplicated.
     entries = [json.loads(x) for x in journal_path(killed, "os").read_text().splitlines()]
     finished = [e["id"] for e in entries if e["kind"] == "finished"]
-    assert sorted(finished) == sorted(ids)
+    assert sorted(finished) == sorted(f"{r['task_id']}#0" for r in comparable(killed))
     # The key reached the server but no output, journal, record or card.
     for out in (clean, killed):
         for path in out.rglob("*"):

@@ -49,10 +49,10 @@ PARAMS = {"split": "os", "seed": 1, "policy": "model"}
 
 def test_journal_resumes_finished_and_errored(tmp_path):
     with Journal.open(tmp_path, "os", PARAMS) as j:
-        j.finish("os_0", {"id": "os_0"})
+        j.finish("os_0", 0, [{"id": "os_0"}])
         j.error("os_1", "down")
         j.error("os_2", "down")
-        j.finish("os_2", {"id": "os_2"})
+        j.finish("os_2", 2, [{"id": "os_2"}])
     with Journal.open(tmp_path, "os", dict(PARAMS)) as j:
         assert list(j.finished) == ["os_0", "os_2"]
         assert j.errored == {"os_1": "down"}
@@ -60,27 +60,27 @@ def test_journal_resumes_finished_and_errored(tmp_path):
 
 def test_torn_last_line_is_cut_and_appends_start_clean(tmp_path):
     with Journal.open(tmp_path, "os", PARAMS) as j:
-        j.finish("os_0", {"id": "os_0"})
+        j.finish("os_0", 0, [{"id": "os_0"}])
     path = journal_path(tmp_path, "os")
     whole = path.read_bytes()
     path.write_bytes(whole + b'{"kind":"finished","id":"os_1","rec')  # killed mid-write
     with Journal.open(tmp_path, "os", PARAMS) as j:
         assert list(j.finished) == ["os_0"]
-        j.finish("os_1", {"id": "os_1"})
+        j.finish("os_1", 1, [{"id": "os_1"}])
     lines = path.read_text().splitlines()
     assert len(lines) == 3 and [json.loads(x)["kind"] for x in lines] == ["header", "finished", "finished"]
 
 
 def test_a_garbled_complete_last_line_is_dropped_but_a_garbled_middle_line_is_an_error(tmp_path):
     with Journal.open(tmp_path, "os", PARAMS) as j:
-        j.finish("os_0", {"id": "os_0"})
+        j.finish("os_0", 0, [{"id": "os_0"}])
     path = journal_path(tmp_path, "os")
     path.write_bytes(path.read_bytes() + b"\x00\x00garbage\n")
     with Journal.open(tmp_path, "os", PARAMS) as j:
         assert list(j.finished) == ["os_0"]
     lines = path.read_bytes().split(b"\n")
     path.write_bytes(b"\n".join([lines[0], b"{broken", lines[1], b""]))
-    with pytest.raises(ValueError, match=r"os.jsonl:2: corrupt journal line"):
+    with pytest.raises(ValueError, match=r"main.jsonl:2: corrupt journal line"):
         Journal.open(tmp_path, "os", PARAMS)
 
 

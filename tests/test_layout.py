@@ -143,7 +143,7 @@ def test_a_build_file_sets_every_option_and_flags_override_it(tmp_path):
     assert len(list(iter_records(tmp_path / "out", "all", "kg"))) == 3
     assert "builds/kg.yaml" in {a["path"] for a in read_manifest(tmp_path / "out")["assets"]}
     assert "builds/kg.yaml" in dataset_files(tmp_path / "out")  # publish checks it against the manifest and pushes it
-    header = json.loads((tmp_path / "out" / ".journal" / "kg.jsonl").read_text().splitlines()[0])
+    header = json.loads((tmp_path / "out" / ".journal" / "kg" / "main.jsonl").read_text().splitlines()[0])
     assert header["params"]["options"]["query_timeout"] == 7.0 and header["config"]["max_results"] == 50
     # the written file reproduces the build: same settings, so the journal accepts it and runs nothing new
     again = tmp_path / "again"
@@ -175,7 +175,8 @@ def test_a_build_file_with_a_list_of_builds(tmp_path):
     ({"split": "os", "tasks": "embedded"}, "build.yaml: split: the file is for split 'os', not 'kg'"),
     ({"tasks": "embedded", "out": "o", "max_results": "many"}, "build.yaml: max_results: 'many' is not a valid value"),
     ({"tasks": "embedded", "out": "o", "policy": "guess"}, "build.yaml: policy: 'guess' is not one of model, reference"),
-    ({"tasks": "embedded", "builds": [{"out": "same"}, {"out": "same"}]}, "several builds write split kg into same"),
+    ({"tasks": "embedded", "builds": [{"out": "same", "name": "a"}, {"out": "same", "name": "a"}]},
+     "several builds of split kg in same are named 'a'"),
     ({"tasks": "embedded", "builds": "x"}, "build.yaml: builds: expected a non-empty list of mappings"),
 ])
 def test_a_bad_build_file_is_refused_naming_the_file_and_key(tmp_path, monkeypatch, capsys, content, message):

@@ -8,6 +8,7 @@ parsed in a second step by a parser made for that split's builder
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,12 @@ def _split_parser(command: str, split: str, cls: type[Builder], *, config: bool 
                        help="model: the agent acts; reference: the task's reference solution runs and the model "
                        "writes only the thoughts (default model)")
         p.add_argument("--seed", type=int, help="shuffle the tasks with this seed; also sent as the sampling seed")
+        p.add_argument("--attempts", type=int, default=1, metavar="N",
+                       help="episodes per task, each with its own sampling seed (rejection sampling; default 1)")
+        p.add_argument("--name", metavar="NAME",
+                       help="this build's name: builds with other names (task sources, policies, models) add to the "
+                       "same split, each with its own journal (default main, or build-K for the K-th entry of a "
+                       "build file's builds list)")
         f = p.add_argument_group("filters (dropped trajectories stay in the `all` config with their reason)")
         f.add_argument("--reward-bar", type=float, help=f"keep reward >= this (default: the split's, {cls.reward_bar})")
         f.add_argument("--max-format-errors", type=int, metavar="N", help="drop trajectories with more format errors")
@@ -94,6 +101,10 @@ def _parse(command: str, args: argparse.Namespace) -> list[Run]:
         apply_build(parser, build, where)
         opts = parser.parse_args(args.options)
         opts.split = args.split
+        if command == "build" and opts.name is None:
+            opts.name = "main" if len(builds) == 1 else f"build-{i}"
+        if command == "build" and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", opts.name):
+            parser.error(f"--name {opts.name!r}: use letters, digits, '_', '.' and '-' (it names a journal file)")
         for name in ("tasks", "out") if command == "build" else ("tasks", "model"):
             if getattr(opts, name) is None:
                 parser.error(f"--{name} is required (on the command line or as '{name}:' in the build file)")
@@ -101,10 +112,10 @@ def _parse(command: str, args: argparse.Namespace) -> list[Run]:
         options = option_values(builder.options) if builder.options is not None else None
         runs.append(Run(opts, builder, resolved(parser, opts, args.split, options)))
     if command == "build":
-        outs = [str(r.opts.out) for r in runs]
-        for out in sorted({o for o in outs if outs.count(o) > 1}):
-            raise ValueError(f"{known.config}: several builds write split {args.split} into {out}; give each build "
-                             "its own out (a split of a dataset dir holds one build's journal)")
+        places = [(str(r.opts.out), r.opts.name) for r in runs]
+        for out, name in sorted({p for p in places if places.count(p) > 1}):
+            raise ValueError(f"{known.config}: several builds of split {args.split} in {out} are named {name!r}; "
+                             "give each its own name (each build of a split keeps its own journal)")
     return runs
 
 
@@ -154,16 +165,18 @@ def _build(args: argparse.Namespace) -> int:
         tasks = builder.load_tasks(opts.tasks)
         outcome = run_with_agent(opts, lambda agent: build_split(
             builder, tasks, opts.out, pipeline=pipeline, policy=opts.policy, agent=agent,
-            concurrency=opts.concurrency, seed=opts.seed, limit=opts.limit, config=run.config))
+            concurrency=opts.concurrency, seed=opts.seed, limit=opts.limit, attempts=opts.attempts, name=opts.name,
+            source=str(opts.tasks), config=run.config))
         scored = len(outcome.records)
         ran = scored + len(outcome.skipped) - outcome.resumed + len(outcome.errors)
-        print(f"{builder.split}: {outcome.episodes} episodes ({outcome.resumed} from the journal, {ran} run in "
+        print(f"{builder.split} ({opts.name}): {outcome.episodes} episodes ({outcome.resumed} from the journal, {ran} run in "
               f"{outcome.seconds:.1f}s): {scored} scored, {outcome.kept} kept, {outcome.failed} failed, "
               f"{len(outcome.errors)} errored, {len(outcome.skipped)} skipped")
         _report_skipped(outcome, opts.out)
         print("filters: " + pipeline.summary().replace("\n", "; "))
         if scored:
-            print(f"wrote {opts.out}: default/{builder.split} {outcome.kept} rows, all/{builder.split} {scored} rows")
+            print(f"wrote {opts.out}: default/{builder.split} {outcome.kept} rows, all/{builder.split} {scored} rows "
+                  f"from build {opts.name}")
         status = max(status, _report_errors(outcome))
     return status
 

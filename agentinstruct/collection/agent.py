@@ -16,6 +16,7 @@ llama.cpp or vLLM) get a placeholder.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import random
@@ -150,6 +151,8 @@ class AgentClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.prices = prices
+        self.api_key_env = api_key_env
+        self.timeout = timeout
         self.stats = ClientStats()
         key = os.environ.get(api_key_env) or KEYLESS
         # Kept only to scrub it from error texts a server might echo back.
@@ -166,6 +169,32 @@ class AgentClient:
     def sampling(self) -> dict[str, Any]:
         """The record's ``agent.sampling``."""
         return {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed}
+
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments that make this client again in another process (a Ray node): the key's environment
+        variable by name, never the key, which that process reads from its own environment.
+
+        Example:
+            >>> settings = AgentClient("m", base_url="http://127.0.0.1:1/v1", timeout=5, seed=2).settings()
+            >>> AgentClient(**settings).settings() == settings, settings["api_key_env"]
+            (True, 'OPENAI_API_KEY')
+        """
+        return {"model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env,
+                "temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens, "seed": self.seed,
+                "timeout": self.timeout, "max_retries": self.max_retries, "backoff_base": self.backoff_base,
+                "backoff_max": self.backoff_max, "prices": self.prices}
+
+    def reseeded(self, seed: int | None) -> "AgentClient":
+        """This client with sampling seed ``seed`` (one attempt of ``--attempts``): the same connections, retry
+        statistics and settings otherwise.
+
+        Example:
+            >>> AgentClient("m", base_url="http://127.0.0.1:1/v1", seed=3).reseeded(4).sampling["seed"]
+            4
+        """
+        other = copy.copy(self)
+        other.seed = seed
+        return other
 
     @property
     def endpoint_kind(self) -> str:

@@ -150,19 +150,30 @@ def resolved(parser: argparse.ArgumentParser, opts: argparse.Namespace, split: s
     return config
 
 
-def build_file_text(config: dict[str, Any]) -> str:
-    """The YAML of a resolved build: a build file that reproduces it. ``out`` is left out: the file lies in the dir
-    it would name (a path of the machine that built it), and whoever reproduces the build chooses their own.
+def build_file_text(configs: list[dict[str, Any]]) -> str:
+    """The YAML of a split's resolved builds: a build file that reproduces them (several builds as a ``builds``
+    list). ``out`` is left out: the file lies in the dir it would name (a path of the machine that built it), and
+    whoever reproduces the builds chooses their own.
 
     Example:
-        >>> print(build_file_text({"split": "os", "tasks": "embedded"}), end="")
+        >>> print(build_file_text([{"split": "os", "tasks": "embedded"}]), end="")
         # agentinstruct build os --config THIS_FILE --out DIR reproduces this build
         split: os
         tasks: embedded
+        >>> print(build_file_text([{"split": "db", "tasks": "a.json"}, {"split": "db", "tasks": "b.json"}]), end="")
+        # agentinstruct build db --config THIS_FILE --out DIR reproduces these builds
+        split: db
+        builds:
+        - tasks: a.json
+        - tasks: b.json
     """
-    head = f"# agentinstruct build {config['split']} --config THIS_FILE --out DIR reproduces this build\n"
-    settings = {k: v for k, v in config.items() if k != "out"}
-    return head + yaml.safe_dump(settings, sort_keys=False, allow_unicode=True)
+    split = configs[0]["split"]
+    settings = [{k: v for k, v in c.items() if k not in ("out", "split")} for c in configs]
+    if len(configs) == 1:
+        head = f"# agentinstruct build {split} --config THIS_FILE --out DIR reproduces this build\n"
+        return head + yaml.safe_dump({"split": split, **settings[0]}, sort_keys=False, allow_unicode=True)
+    head = f"# agentinstruct build {split} --config THIS_FILE --out DIR reproduces these builds\n"
+    return head + yaml.safe_dump({"split": split, "builds": settings}, sort_keys=False, allow_unicode=True)
 
 
 def build_file_path(out: Path, split: str) -> Path:

@@ -2,11 +2,19 @@
 
 ``build_split`` is ``agentinstruct build``: it loads the builder's tasks,
 fixes their order (``--seed`` shuffles deterministically, ``--limit`` takes
-a prefix) and gives episode ``n`` the id ``{split}_{n}``; skips episodes the
-journal already holds; runs the rest ``concurrency`` at a time; journals each
-outcome as it lands; then filters every finished record and writes the
-split with ``datasetdir.release.write_split``. Killing it at any moment and running
-the same command again gives exactly the same record set. Under the reference
+a prefix), makes ``--attempts`` episodes of each (distinct sampling seeds) and
+keys each episode ``{task_id}#{attempt}`` in the build's journal; skips
+episodes the journal already holds; runs the rest ``concurrency`` at a time;
+journals each outcome as it lands; then filters every finished record and
+writes the split with ``datasetdir.release.write_split``. Killing it at any
+moment and running the same command again gives exactly the same record set.
+
+A split may hold several builds (``--name``: other task sources, policies or
+models), each with its own journal. The written split holds every build's
+records, builds in the order they were first started and each build's in
+episode order, and numbers them THUDM's way, ``{split}_{n}`` from 0, at write
+time; each record names its build, task source, attempt and episode key in
+``build``. Under the reference
 policy a task with no reference solution (``NoReferenceSolution``) is skipped,
 journaled with its reason and listed in ``DIR/reports/skipped.json``, which the
 card shows.
@@ -32,11 +40,11 @@ from typing import Any
 from tqdm import tqdm
 
 from agentinstruct.builders.base import Builder, NoReferenceSolution, Task
+from agentinstruct.collection.executors import Executor, LocalExecutor
 from agentinstruct.builders.options import option_values
 from agentinstruct.collection.agent import AgentClient, AgentRejected, AgentUnavailable
 from agentinstruct.collection.buildfile import build_file_path, build_file_text
-from agentinstruct.collection.journal import Journal
-from agentinstruct.collection.runner import run_episode
+from agentinstruct.collection.journal import MAIN, Journal, build_names, journal_records
 from agentinstruct.datasetdir.fileutil import atomic_write_text
 from agentinstruct.datasetdir.layout import REPORTS
 from agentinstruct.datasetdir.release import write_split
@@ -44,7 +52,6 @@ from agentinstruct.filters.base import FilterPipeline
 
 log = logging.getLogger(__name__)
 
-Episode = tuple[str, Task]
 SKIPPED_REPORT = "skipped"
 """``DIR/reports/skipped.json``: per split, the tasks its build skipped for having no reference solution."""
 
@@ -62,15 +69,44 @@ def tasks_digest(tasks: list[Task]) -> str:
     return "sha256:" + hashlib.sha256(canon.encode("utf-8")).hexdigest()
 
 
-def select(tasks: list[Task], split: str, *, seed: int | None = None, limit: int | None = None) -> list[Episode]:
-    """The episodes of a build: tasks in source order (or shuffled by ``seed``), the first ``limit``, ids ``{split}_{n}``.
+@dataclass(frozen=True)
+class Episode:
+    """One episode of a build: its journal key, its place ``n`` in the build, its task, which attempt at the task
+    it is, and the sampling seed of that attempt (None: the model's own settings)."""
+
+    key: str
+    n: int
+    task: Task
+    attempt: int = 0
+    seed: int | None = None
+
+
+def attempt_seed(seed: int | None, attempt: int, attempts: int) -> int | None:
+    """The sampling seed of attempt ``attempt`` of ``attempts``: ``seed`` itself for a single attempt, otherwise
+    a seed per (seed, attempt), distinct across attempts and across build seeds.
 
     Example:
-        >>> [eid for eid, _ in select([Task(f"t{i}", "x", "train_split") for i in range(5)], "os", seed=1, limit=2)]
-        ['os_0', 'os_1']
+        >>> attempt_seed(None, 0, 1), attempt_seed(7, 0, 1), [attempt_seed(7, a, 3) for a in range(3)]
+        (None, 7, [21, 22, 23])
+    """
+    return seed if attempts == 1 else (seed or 0) * attempts + attempt
+
+
+def select(tasks: list[Task], *, seed: int | None = None, limit: int | None = None,
+           attempts: int = 1) -> list[Episode]:
+    """The episodes of a build: tasks in source order (or shuffled by ``seed``), the first ``limit``, ``attempts``
+    episodes of each, keyed ``{task_id}#{attempt}``.
+
+    Example:
+        >>> [e.key for e in select([Task(f"t{i}", "x", "train_split") for i in range(5)], seed=1, limit=2)]
+        ['t2#0', 't3#0']
+        >>> [(e.key, e.n, e.seed) for e in select([Task("t0", "x", "train_split")], seed=1, attempts=2)]
+        [('t0#0', 0, 2), ('t0#1', 1, 3)]
     """
     if limit is not None and limit < 0:
         raise ValueError(f"--limit must be >= 0, got {limit}")
+    if attempts < 1:
+        raise ValueError(f"--attempts must be >= 1, got {attempts}")
     ids = [t.task_id for t in tasks]
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
@@ -78,7 +114,8 @@ def select(tasks: list[Task], split: str, *, seed: int | None = None, limit: int
     order = list(tasks)
     if seed is not None:
         random.Random(seed).shuffle(order)
-    return [(f"{split}_{n}", task) for n, task in enumerate(order[:limit])]
+    return [Episode(f"{task.task_id}#{a}", n * attempts + a, task, a, attempt_seed(seed, a, attempts))
+            for n, task in enumerate(order[:limit]) for a in range(attempts)]
 
 
 @dataclass
@@ -94,6 +131,8 @@ class Outcome:
     """Episodes the journal already held (finished or skipped), so this run did not run them."""
     seconds: float = 0.0
     """Wall time of this run's episodes (the dataset write not included)."""
+    per_episode: list[list[dict[str, Any]]] = field(default_factory=list)
+    """``records`` by finished episode, in episode order (a query split's episode has one record per question)."""
 
     @property
     def failed(self) -> int:
@@ -107,16 +146,17 @@ class Outcome:
 
 
 class _Progress:
-    """The progress bar: done, kept, failed, errored, skipped, model retries; tqdm adds rate and ETA."""
+    """The progress bar: episodes done, records kept, failed, episodes errored, skipped, model retries; tqdm adds
+    rate and ETA."""
 
-    def __init__(self, split: str, total: int, records: list[dict[str, Any]], skipped: int, agent: AgentClient | None,
-                 show: bool):
+    def __init__(self, split: str, total: int, done: int, records: list[dict[str, Any]], skipped: int,
+                 agent: AgentClient | None, show: bool):
         self.agent = agent
         self.kept = sum(1 for r in records if r["filter"]["kept"])
         self.failed = sum(1 for r in records if not r["success"])
         self.errored = 0
         self.skipped = skipped
-        self.bar = tqdm(total=total, initial=len(records) + skipped, desc=split, unit="ep", disable=not show,
+        self.bar = tqdm(total=total, initial=done + skipped, desc=split, unit="ep", disable=not show,
                         dynamic_ncols=True)
         self._refresh()
 
@@ -125,9 +165,9 @@ class _Progress:
         self.bar.set_postfix(kept=self.kept, failed=self.failed, errored=self.errored, skipped=self.skipped,
                              retries=retries, refresh=False)
 
-    def finished(self, record: dict[str, Any]) -> None:
-        self.kept += record["filter"]["kept"]
-        self.failed += not record["success"]
+    def finished(self, records: list[dict[str, Any]]) -> None:
+        self.kept += sum(r["filter"]["kept"] for r in records)
+        self.failed += sum(not r["success"] for r in records)
         self._refresh()
         self.bar.update(1)
 
@@ -145,6 +185,13 @@ class _Progress:
         self.bar.close()
 
 
+def _provenance(records: list[dict[str, Any]], build: dict[str, Any] | None, ep: Episode) -> list[dict[str, Any]]:
+    if build is not None:
+        for record in records:
+            record["build"] = {**build, "attempt": ep.attempt, "episode": ep.key}
+    return records
+
+
 async def run_episodes(
     builder: Builder,
     episodes: list[Episode],
@@ -155,55 +202,62 @@ async def run_episodes(
     concurrency: int,
     decide: Callable[[dict[str, Any]], dict[str, Any]],
     progress: bool,
+    build: dict[str, Any] | None = None,
+    executor: Executor | None = None,
 ) -> Outcome:
-    """Run the episodes the journal does not hold yet, ``concurrency`` at a time, journaling each outcome as it
-    lands; ``decide`` turns a scored record into what is journaled (the filters' decision, or the record as is)."""
+    """Run the episodes the journal does not hold yet, ``concurrency`` at a time on ``executor`` (default: this
+    process), journaling each outcome as it lands; ``decide`` turns a scored record into what is journaled (the
+    filters' decision, or the record as is); ``build`` (the build's ``name`` and ``tasks`` source) goes into each
+    record's ``build`` with its attempt and episode key."""
     if concurrency < 1:
         raise ValueError(f"--concurrency must be >= 1, got {concurrency}")
+    executor = executor or LocalExecutor()
     # Environments run in worker threads; the default pool (cpu + 4 threads) would cap concurrency on small machines.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(concurrency + 4, thread_name_prefix="env"))
-    resumed = [decide(journal.finished[eid]) for eid, _ in episodes if eid in journal.finished]
-    resumed_skips = sum(1 for eid, _ in episodes if eid in journal.skipped)
-    todo = [(eid, task) for eid, task in episodes if eid not in journal.finished and eid not in journal.skipped]
-    bar = _Progress(builder.split, len(episodes), resumed, resumed_skips, agent, progress)
+    resumed = [decide(r) for ep in episodes for r in journal.finished.get(ep.key, [])]
+    resumed_episodes = sum(1 for ep in episodes if ep.key in journal.finished)
+    resumed_skips = sum(1 for ep in episodes if ep.key in journal.skipped)
+    todo = [ep for ep in episodes if ep.key not in journal.finished and ep.key not in journal.skipped]
+    bar = _Progress(builder.split, len(episodes), resumed_episodes, resumed, resumed_skips, agent, progress)
     sem = asyncio.Semaphore(concurrency)
     errors: dict[str, str] = {}
     env_error_logged = False
 
-    async def one(eid: str, task: Task) -> None:
+    async def one(ep: Episode) -> None:
         nonlocal env_error_logged
         async with sem:
+            who = agent.reseeded(ep.seed) if agent is not None and ep.seed is not None else agent
             try:
-                record = await run_episode(builder, task, eid, policy=policy, agent=agent)
+                records = await executor.run(builder, ep.task, f"{builder.split}_{ep.n}", policy=policy, agent=who)
             except AgentRejected:
                 raise
             except AgentUnavailable as exc:
-                errors[eid] = str(exc)
+                errors[ep.key] = str(exc)
             except NoReferenceSolution as exc:  # a property of the task: counted, and not run again on resume
-                await asyncio.to_thread(journal.skip, eid, str(exc))
+                await asyncio.to_thread(journal.skip, ep.key, str(exc))
                 bar.skipped_one()
                 return
             except Exception as exc:  # an environment or builder failure: errored, retried on resume
-                errors[eid] = f"environment error in task {task.task_id}: {type(exc).__name__}: {exc}"
+                errors[ep.key] = f"environment error in task {ep.task.task_id}: {type(exc).__name__}: {exc}"
                 if not env_error_logged:
                     env_error_logged = True
-                    log.error("%s", errors[eid], exc_info=True)
+                    log.error("%s", errors[ep.key], exc_info=True)
             else:
+                decided = [decide(r) for r in _provenance(records, build, ep)]
                 # The fsync runs in a worker thread so the event loop keeps serving other episodes meanwhile.
-                await asyncio.to_thread(journal.finish, eid, decide(record))
-                bar.finished(record)
+                await asyncio.to_thread(journal.finish, ep.key, ep.n, decided)
+                bar.finished(decided)
                 return
-            await asyncio.to_thread(journal.error, eid, errors[eid])
+            await asyncio.to_thread(journal.error, ep.key, errors[ep.key])
             bar.errored_one()
 
     started = time.perf_counter()
-    # A builder that starts environments ahead of need (the os split's sandbox pools) keeps `concurrency` of them
-    # ready while the episodes run, and closes the leftovers after.
-    warm = builder.warm(concurrency) if todo else contextlib.nullcontext()
     jobs: list[asyncio.Future[None]] = []
     try:
-        with warm:
-            jobs = [asyncio.ensure_future(one(eid, task)) for eid, task in todo]
+        # A builder that starts environments ahead of need (the os split's sandbox pools) keeps `concurrency` of them
+        # ready while the episodes run, and closes the leftovers after.
+        with executor.started(builder, concurrency) if todo else contextlib.nullcontext():
+            jobs = [asyncio.ensure_future(one(ep)) for ep in todo]
             await asyncio.gather(*jobs)
     except BaseException:
         for job in jobs:
@@ -212,30 +266,33 @@ async def run_episodes(
         raise
     finally:
         bar.close()
-    records = [journal.finished[eid] for eid, _ in episodes if eid in journal.finished]
-    skipped = {eid: journal.skipped[eid] for eid, _ in episodes if eid in journal.skipped}
-    return Outcome(len(episodes), records, errors, skipped, resumed=len(resumed) + resumed_skips,
-                   seconds=time.perf_counter() - started)
+    per_episode = [journal.finished[ep.key] for ep in episodes if ep.key in journal.finished]
+    skipped = {ep.key: journal.skipped[ep.key] for ep in episodes if ep.key in journal.skipped}
+    return Outcome(len(episodes), [r for records in per_episode for r in records], errors, skipped,
+                   resumed=resumed_episodes + resumed_skips, seconds=time.perf_counter() - started,
+                   per_episode=per_episode)
 
 
-def record_skipped(out: Path, split: str, skipped: list[dict[str, str]]) -> Path:
-    """Set ``split``'s entry of ``out/reports/skipped.json`` to the tasks its build skipped for having no reference
-    solution (each ``{"id", "task_id", "reason"}``); an empty list removes the entry, and the file once it is
-    empty. Returns the file's path. Written before the split's data, so the dir's commit lists it and the card
-    shows it.
+def record_skipped(out: Path, split: str, skipped: list[dict[str, str]], build: str = MAIN) -> Path:
+    """Set build ``build``'s part of ``split``'s entry of ``out/reports/skipped.json`` to the tasks it skipped for
+    having no reference solution (each ``{"id", "task_id", "reason"}``: ``id`` is the episode's key), other builds'
+    entries kept; an empty entry is removed, and the file once it is empty. Returns the file's path. Written before
+    the split's data, so the dir's commit lists it and the card shows it.
 
     Example:
-        >>> skip = {"id": "os_0", "task_id": "dev-00000", "reason": "os task dev-00000: no example solution"}
+        >>> skip = {"id": "dev-00000#0", "task_id": "dev-00000", "reason": "os task dev-00000: no example solution"}
         >>> path = record_skipped(Path("out"), "os", [skip])
-        >>> json.loads(path.read_text())["splits"]["os"][0]["task_id"]
-        'dev-00000'
+        >>> [(s["build"], s["task_id"]) for s in json.loads(path.read_text())["splits"]["os"]]
+        [('main', 'dev-00000')]
         >>> record_skipped(Path("out"), "os", []).exists()
         False
     """
     path = Path(out) / REPORTS / f"{SKIPPED_REPORT}.json"
     splits = json.loads(path.read_text(encoding="utf-8"))["splits"] if path.exists() else {}
-    if skipped:
-        splits[split] = skipped
+    entries = [s for s in splits.get(split, []) if s.get("build", MAIN) != build]
+    entries += [{"build": build, **s} for s in skipped]
+    if entries:
+        splits[split] = entries
     else:
         splits.pop(split, None)
     if splits:
@@ -250,10 +307,11 @@ def _builder_name(builder: Builder) -> str:
 
 
 def params(builder: Builder, tasks: list[Task], policy: str, agent: AgentClient | None,
-           seed: int | None) -> dict[str, Any]:
+           seed: int | None, attempts: int = 1) -> dict[str, Any]:
     """What a journal's episodes depend on; a resume with any of it changed is refused, naming the differences.
 
-    ``--limit`` and ``--concurrency`` are not among them: a longer limit extends the same prefix of episodes.
+    ``--limit``, ``--concurrency`` and ``--executor`` are not among them: a longer limit extends the same prefix of
+    episodes, and where an episode runs does not change it.
     """
     return {
         "split": builder.split,
@@ -265,7 +323,44 @@ def params(builder: Builder, tasks: list[Task], policy: str, agent: AgentClient 
         "model": agent.model if agent else None,
         "sampling": agent.sampling if agent else None,
         "seed": seed,
+        "attempts": attempts,
     }
+
+
+def numbered(split: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``records`` with THUDM's ids, ``{split}_{n}`` from 0 in the order given (the journals keep their own keys).
+
+    Example:
+        >>> [r["id"] for r in numbered("os", [{"id": "os_4.0"}, {"id": "os_9"}])]
+        ['os_0', 'os_1']
+    """
+    return [{**r, "id": f"{split}_{n}"} for n, r in enumerate(records)]
+
+
+def split_records(out: Path, split: str, current: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every record split ``split`` of ``out`` holds: each build's in the order the builds were first started,
+    ``records`` (this run's selection) for build ``current`` and every finished episode's for the others, numbered.
+
+    Example:
+        >>> with Journal.open(Path("out"), "db", {"split": "db"}, build="bird") as j:
+        ...     j.finish("q7#0", 0, [{"id": "db_0", "task_id": "q7"}])
+        >>> [(r["id"], r["task_id"]) for r in split_records(Path("out"), "db", "main", [{"id": "db_0", "task_id": "s1"}])]
+        [('db_0', 'q7'), ('db_1', 's1')]
+    """
+    names = build_names(out, split)
+    ordered = [r for name in names
+               for r in (records if name == current else journal_records(out, split, name))]
+    if current not in names:
+        ordered += records
+    return numbered(split, ordered)
+
+
+def _write_build_files(out: Path, split: str) -> None:
+    """``out/builds/{split}.yaml`` reproducing every build of the split, from the settings their journals hold."""
+    configs = [Journal.header_of(out, split, name).get("config") for name in build_names(out, split)]
+    configs = [c for c in configs if c is not None]
+    if configs:
+        atomic_write_text(build_file_path(out, split), build_file_text(configs))
 
 
 async def build_split(
@@ -279,15 +374,21 @@ async def build_split(
     concurrency: int = 4,
     seed: int | None = None,
     limit: int | None = None,
+    attempts: int = 1,
+    name: str = MAIN,
+    source: str | None = None,
     progress: bool = True,
     config: dict[str, Any] | None = None,
+    executor: Executor | None = None,
 ) -> Outcome:
-    """Collect, journal, filter and write one split of dataset dir ``out``; resume whatever an earlier run left.
+    """Collect, journal, filter and write build ``name`` of one split of dataset dir ``out``; resume whatever an
+    earlier run left. The split written holds this build's records and those of the split's other builds.
 
     Episodes that errored (model unreachable, environment crash) are journaled,
     left out of the written split, and run again by the next call. ``config``,
     the build's resolved settings (``buildfile.resolved``), goes into the
-    journal header and beside the data as ``out/builds/{split}.yaml``.
+    journal header and beside the data in ``out/builds/{split}.yaml``;
+    ``source`` (the ``--tasks`` value) into each record's ``build``.
 
     Example (three embedded kg questions under the reference policy; ``agent=`` collects with a model instead):
         >>> from agentinstruct.builders.kg.builder import KgBuilder
@@ -302,17 +403,19 @@ async def build_split(
         >>> build().resumed  # run again: every episode comes from the journal
         3
     """
-    episodes = select(tasks, builder.split, seed=seed, limit=limit)
-    with Journal.open(out, builder.split, params(builder, tasks, policy, agent, seed), config=config) as journal:
+    episodes = select(tasks, seed=seed, limit=limit, attempts=attempts)
+    with Journal.open(out, builder.split, params(builder, tasks, policy, agent, seed, attempts), config=config,
+                      build=name) as journal:
         if config is not None:  # once the journal accepted the build: a refused resume leaves the old file
-            atomic_write_text(build_file_path(out, builder.split), build_file_text(config))
+            _write_build_files(out, builder.split)
         outcome = await run_episodes(
             builder, episodes, journal, policy=policy, agent=agent, concurrency=concurrency,
-            decide=pipeline.apply, progress=progress,
+            decide=pipeline.apply, progress=progress, build={"name": name, "tasks": source}, executor=executor,
         )
-    task_ids = {eid: task.task_id for eid, task in episodes}
-    record_skipped(out, builder.split, [{"id": eid, "task_id": task_ids[eid], "reason": reason}
-                                        for eid, reason in outcome.skipped.items()])
-    if outcome.records:
-        write_split(out, builder.split, outcome.records)
+    task_ids = {ep.key: ep.task.task_id for ep in episodes}
+    record_skipped(out, builder.split, [{"id": key, "task_id": task_ids[key], "reason": reason}
+                                        for key, reason in outcome.skipped.items()], build=name)
+    records = split_records(out, builder.split, name, outcome.records)
+    if records:
+        write_split(out, builder.split, records)
     return outcome

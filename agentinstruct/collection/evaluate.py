@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,30 +30,45 @@ class Metric:
     scored: int
     mean_reward: float
     success_rate: float
+    components: dict[str, float] = field(default_factory=dict)
+    """Each reward component's mean over the scored tasks (a task's records averaged first: a query split's
+    questions all carry their task's metrics, such as Mind2Web's step success)."""
 
     def __str__(self) -> str:
+        parts = "".join(f"; {k} {v:.4f}" for k, v in self.components.items())
         return (
             f"{self.scored}/{self.tasks} tasks scored: mean {self.name} {self.mean_reward:.4f}, "
-            f"success rate {self.success_rate:.2%}"
+            f"success rate {self.success_rate:.2%}{parts}"
         )
 
 
-def metric(records: list[dict[str, Any]], tasks: int) -> Metric:
-    """Mean reward and success rate of scored records.
+def metric(episodes: list[list[dict[str, Any]]], tasks: int) -> Metric:
+    """Mean reward, success rate and mean components of scored records, given per episode.
 
     Example:
-        >>> rec = {"reward": 1.0, "success": True, "reward_details": {"metric": "success"}}
-        >>> str(metric([rec], 2))
-        '1/2 tasks scored: mean success 1.0000, success rate 100.00%'
+        >>> rec = {"reward": 1.0, "success": True, "reward_details": {"metric": "success", "components": [
+        ...     {"name": "step_success", "value": 1.0}]}}
+        >>> str(metric([[rec, rec]], 2))
+        '1/2 tasks scored: mean success 1.0000, success rate 100.00%; step_success 1.0000'
     """
+    records = [r for episode in episodes for r in episode]
     n = len(records)
     name = records[0]["reward_details"]["metric"] if records else "reward"
+    per_task: dict[str, list[float]] = {}
+    for episode in episodes:
+        values: dict[str, list[float]] = {}
+        for r in episode:
+            for c in r["reward_details"]["components"]:
+                values.setdefault(c["name"], []).append(c["value"])
+        for k, v in values.items():
+            per_task.setdefault(k, []).append(sum(v) / len(v))
     return Metric(
         name=name,
         tasks=tasks,
-        scored=n,
+        scored=len(episodes),
         mean_reward=sum(r["reward"] for r in records) / n if n else 0.0,
         success_rate=sum(1 for r in records if r["success"]) / n if n else 0.0,
+        components={k: sum(v) / len(v) for k, v in per_task.items()},
     )
 
 
@@ -96,7 +111,7 @@ async def evaluate_split(
         >>> m.success_rate  # doctest: +SKIP
         0.25
     """
-    episodes = select(tasks, builder.split, limit=limit)
+    episodes = select(tasks, limit=limit)
     name = f"eval-{builder.split}"
     with tempfile.TemporaryDirectory(prefix="agentinstruct-eval-") as scratch:
         root = Path(out) if out is not None else Path(scratch)
@@ -108,4 +123,4 @@ async def evaluate_split(
     if out is not None:
         lines = "".join(json.dumps(_result(r), ensure_ascii=False) + "\n" for r in outcome.records)
         atomic_write_text(Path(out) / f"{name}.jsonl", lines)
-    return metric(outcome.records, len(episodes)), outcome
+    return metric(outcome.per_episode, len(episodes)), outcome

@@ -1,19 +1,22 @@
-"""The build journal: an append-only JSONL file per split that makes a build resumable after any crash.
+"""The build journal: an append-only JSONL file per build that makes a build resumable after any crash.
 
-``DIR/.journal/{name}.jsonl`` (hidden, so ``load_dataset`` and the dataset
-dir's file scan never see it) holds one header line with the build's
-parameters, then one line per episode outcome::
+``DIR/.journal/{split}/{build}.jsonl`` (hidden, so ``load_dataset`` and the
+dataset dir's file scan never see it; ``build`` is ``main`` unless the build
+is named, so one split can hold several builds) holds one header line with the
+build's parameters, then one line per episode outcome, keyed by the episode's
+stable key (``{task_id}#{attempt}``) with ``n``, its place in the build::
 
-    {"kind": "header", "journal": 1, "params": {"split": "os", "tasks_sha256": "...", ...}, "config": {...}}
-    {"kind": "finished", "id": "os_3", "record": {...}}
-    {"kind": "errored", "id": "os_7", "error": "model 'm' at ... failed 7 times in a row; last: HTTP 503"}
-    {"kind": "skipped", "id": "os_4", "reason": "os task dev-00004 has no example solution, so no command ..."}
+    {"kind": "header", "journal": 2, "params": {"split": "os", "tasks_sha256": "...", ...}, "config": {...}}
+    {"kind": "finished", "id": "dev-003#0", "n": 3, "records": [{...}]}
+    {"kind": "errored", "id": "dev-007#0", "error": "model 'm' at ... failed 7 times in a row; last: HTTP 503"}
+    {"kind": "skipped", "id": "dev-004#0", "reason": "os task dev-00004 has no example solution, so no command ..."}
 
+An episode gives one record, or one per question for a query split (mind2web).
 Each line is written with one ``write`` and fsync'd before the episode
 counts as done, so a ``kill -9`` loses at most the episodes in flight. A
 torn last line (the process died mid-write) is cut off on reopen; a line
 is never written twice for a finished episode, because a resumed build
-skips every finished id. Errored episodes are run again on resume; skipped
+skips every finished key. Errored episodes are run again on resume; skipped
 ones (the task has no reference solution, ``NoReferenceSolution``) are not,
 since the same task would be skipped again. An exclusive lock keeps two
 builds from appending to one journal.
@@ -25,25 +28,49 @@ import fcntl
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 JOURNAL_DIR = ".journal"
-FORMAT = 1
+FORMAT = 2
+MAIN = "main"
+"""The name of a split's build when it is not given one (``--name``)."""
 
 
 class JournalMismatch(ValueError):
     """The journal was started with other build parameters; resuming would mix two builds."""
 
 
-def journal_path(out: Path, name: str) -> Path:
-    """Where the journal ``name`` (a split, or ``eval-{split}``) of dataset dir ``out`` lives.
+def journal_path(out: Path, split: str, build: str = MAIN) -> Path:
+    """Where the journal of build ``build`` of ``split`` (a split, or ``eval-{split}``) of dataset dir ``out`` lives.
 
     Example:
         >>> journal_path(Path("out"), "os").as_posix()
-        'out/.journal/os.jsonl'
+        'out/.journal/os/main.jsonl'
     """
-    return Path(out) / JOURNAL_DIR / f"{name}.jsonl"
+    return Path(out) / JOURNAL_DIR / split / f"{build}.jsonl"
+
+
+def build_names(out: Path, split: str) -> list[str]:
+    """The builds whose journals ``split`` of dataset dir ``out`` holds, in the order they were first started
+    (the order their records are written in).
+
+    Example:
+        >>> for name in ("main", "bird"):
+        ...     Journal.open(Path("two"), "db", {"split": "db"}, build=name).close()
+        >>> build_names(Path("two"), "db")
+        ['main', 'bird']
+    """
+    folder = Path(out) / JOURNAL_DIR / split
+    started = []
+    for path in folder.glob("*.jsonl"):
+        with path.open("rb") as f:
+            try:
+                started.append((json.loads(f.readline()).get("started", 0), path.stem))
+            except ValueError:  # a torn header: a build that never ran an episode
+                started.append((float("inf"), path.stem))
+    return [name for _, name in sorted(started)]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -59,38 +86,48 @@ class Journal:
 
     Example:
         >>> with Journal.open(Path("out"), "os", {"split": "os", "seed": 1}) as journal:
-        ...     journal.finish("os_0", {"id": "os_0", "reward": 1.0})
-        ...     journal.error("os_1", "model 'm' failed 7 times in a row")
-        ...     journal.skip("os_2", "os task t2 has no reference solution")
+        ...     journal.finish("t0#0", 0, [{"id": "os_0", "reward": 1.0}])
+        ...     journal.error("t1#0", "model 'm' failed 7 times in a row")
+        ...     journal.skip("t2#0", "os task t2 has no reference solution")
         >>> with Journal.open(Path("out"), "os", {"split": "os", "seed": 1}) as journal:  # a resumed build
-        ...     list(journal.finished), journal.errored, journal.skipped
-        (['os_0'], {'os_1': "model 'm' failed 7 times in a row"}, {'os_2': 'os task t2 has no reference solution'})
+        ...     list(journal.finished), journal.order, journal.errored, journal.skipped
+        (['t0#0'], {'t0#0': 0}, {'t1#0': "model 'm' failed 7 times in a row"}, {'t2#0': 'os task t2 has no reference solution'})
         >>> Journal.open(Path("out"), "os", {"split": "os", "seed": 2})
         Traceback (most recent call last):
         ...
-        agentinstruct.collection.journal.JournalMismatch: out/.journal/os.jsonl belongs to a build with other parameters (seed: 1 then, 2 now). ...
+        agentinstruct.collection.journal.JournalMismatch: out/.journal/os/main.jsonl belongs to a build with other parameters (seed: 1 then, 2 now). ...
     """
 
-    def __init__(self, path: Path, fd: int, finished: dict[str, dict[str, Any]], errored: dict[str, str],
-                 skipped: dict[str, str]):
+    def __init__(self, path: Path, fd: int, finished: dict[str, list[dict[str, Any]]], order: dict[str, int],
+                 errored: dict[str, str], skipped: dict[str, str], header: dict[str, Any]):
         self.path = path
         self._fd = fd
         self._write_lock = threading.Lock()
+        self.header = header
+        """The header line: ``params``, ``config`` (the resolved build settings) and when the build ``started``."""
         self.finished = finished
-        """Records of finished episodes by id, in journal order."""
+        """Records of finished episodes by key, in journal order (one per episode, or one per question)."""
+        self.order = order
+        """Each finished episode's place ``n`` in its build: records are written in this order."""
         self.errored = errored
         """Last error of each episode that errored and has not finished since."""
         self.skipped = skipped
         """Why each skipped episode was skipped (its task has no reference solution), by id."""
 
     @classmethod
-    def open(cls, out: Path, name: str, params: dict[str, Any], config: dict[str, Any] | None = None) -> "Journal":
-        """Open (or start) the journal ``name`` under ``out``; refuse if it was started with other ``params``.
+    def open(cls, out: Path, split: str, params: dict[str, Any], config: dict[str, Any] | None = None,
+             build: str = MAIN) -> "Journal":
+        """Open (or start) the journal of build ``build`` of ``split`` under ``out``; refuse if it was started with
+        other ``params``.
 
         ``config`` (the build's resolved settings) is recorded in a new journal's header for the record; only
         ``params`` decide whether a resume is the same build.
         """
-        path = journal_path(out, name)
+        old = Path(out) / JOURNAL_DIR / f"{split}.jsonl"
+        if old.exists():
+            raise ValueError(f"{old}: a journal of an earlier agentinstruct (format 1, one build per split); finish "
+                             "that build with the version that started it, or move the file away to start over")
+        path = journal_path(out, split, build)
         params = json.loads(json.dumps(params))  # compare as the header will read back (tuples become lists)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
@@ -103,21 +140,23 @@ class Journal:
             entries = _read(path, fd)
             if not entries:
                 os.ftruncate(fd, 0)
-                header = {"kind": "header", "journal": FORMAT, "params": params}
+                header = {"kind": "header", "journal": FORMAT, "params": params, "started": time.time_ns()}
                 if config is not None:
                     header["config"] = json.loads(json.dumps(config))
                 _write(fd, _line(header))
                 os.fsync(fd)
                 _fsync_dir(path.parent)
-                return cls(path, fd, {}, {}, {})
+                return cls(path, fd, {}, {}, {}, {}, header)
             _check_header(path, entries[0], params)
-            finished: dict[str, dict[str, Any]] = {}
+            finished: dict[str, list[dict[str, Any]]] = {}
+            order: dict[str, int] = {}
             errored: dict[str, str] = {}
             skipped: dict[str, str] = {}
             for n, entry in enumerate(entries[1:], start=2):
                 kind, eid = entry.get("kind"), entry.get("id")
-                if kind == "finished" and isinstance(entry.get("record"), dict):
-                    finished.setdefault(eid, entry["record"])
+                if kind == "finished" and isinstance(entry.get("records"), list):
+                    if eid not in finished:
+                        finished[eid], order[eid] = entry["records"], int(entry.get("n", 0))
                     errored.pop(eid, None)
                 elif kind == "errored":
                     if eid not in finished:
@@ -127,28 +166,45 @@ class Journal:
                     errored.pop(eid, None)
                 else:
                     raise ValueError(f"{path}:{n}: not a journal entry (kind {kind!r})")
-            return cls(path, fd, finished, errored, skipped)
+            return cls(path, fd, finished, order, errored, skipped, entries[0])
         except BaseException:
             os.close(fd)
             raise
 
-    def finish(self, episode_id: str, record: dict[str, Any]) -> None:
-        """Journal a finished episode's record (durable when this returns). Safe to call from worker threads."""
-        self._append({"kind": "finished", "id": episode_id, "record": record})
-        self.finished[episode_id] = record
-        self.errored.pop(episode_id, None)
+    @staticmethod
+    def header_of(out: Path, split: str, build: str = MAIN) -> dict[str, Any]:
+        """The header of a journal (read only: another build may hold it open); empty for a torn one.
 
-    def error(self, episode_id: str, message: str) -> None:
+        Example:
+            >>> Journal.open(Path("kgout"), "kg", {"split": "kg"}, config={"tasks": "embedded"}).close()
+            >>> Journal.header_of(Path("kgout"), "kg")["config"]
+            {'tasks': 'embedded'}
+        """
+        with journal_path(out, split, build).open("rb") as f:
+            try:
+                header = json.loads(f.readline())
+            except ValueError:
+                return {}
+        return header if isinstance(header, dict) and header.get("kind") == "header" else {}
+
+    def finish(self, key: str, n: int, records: list[dict[str, Any]]) -> None:
+        """Journal a finished episode, the ``n``-th of its build, and its records (durable when this returns). Safe
+        to call from worker threads."""
+        self._append({"kind": "finished", "id": key, "n": n, "records": records})
+        self.finished[key], self.order[key] = records, n
+        self.errored.pop(key, None)
+
+    def error(self, key: str, message: str) -> None:
         """Journal an errored episode; it runs again on resume. Safe to call from worker threads."""
-        self._append({"kind": "errored", "id": episode_id, "error": message})
-        self.errored[episode_id] = message
+        self._append({"kind": "errored", "id": key, "error": message})
+        self.errored[key] = message
 
-    def skip(self, episode_id: str, reason: str) -> None:
+    def skip(self, key: str, reason: str) -> None:
         """Journal a skipped episode (its task has no reference solution); it is not run again on resume. Safe to
         call from worker threads."""
-        self._append({"kind": "skipped", "id": episode_id, "reason": reason})
-        self.skipped[episode_id] = reason
-        self.errored.pop(episode_id, None)
+        self._append({"kind": "skipped", "id": key, "reason": reason})
+        self.skipped[key] = reason
+        self.errored.pop(key, None)
 
     def _append(self, entry: dict[str, Any]) -> None:
         data = _line(entry)
@@ -167,6 +223,28 @@ class Journal:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def journal_records(out: Path, split: str, build: str = MAIN) -> list[dict[str, Any]]:
+    """The records of every finished episode of a journal, in episode order, read without taking its lock (the
+    build may be running); a torn last line is ignored, not cut.
+
+    Example:
+        >>> with Journal.open(Path("read"), "os", {"split": "os"}) as j:
+        ...     j.finish("b#0", 1, [{"id": "os_1"}]); j.finish("a#0", 0, [{"id": "os_0"}])
+        >>> [r["id"] for r in journal_records(Path("read"), "os")]
+        ['os_0', 'os_1']
+    """
+    path = journal_path(out, split, build)
+    finished: dict[str, tuple[int, list[dict[str, Any]]]] = {}
+    for raw in path.read_bytes().split(b"\n")[1:]:
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue  # the torn tail of a build in flight, or a garbled last line its next open cuts off
+        if isinstance(entry, dict) and entry.get("kind") == "finished" and isinstance(entry.get("records"), list):
+            finished.setdefault(entry["id"], (int(entry.get("n", 0)), entry["records"]))
+    return [r for _, records in sorted(finished.values(), key=lambda e: e[0]) for r in records]
 
 
 def _line(entry: dict[str, Any]) -> bytes:

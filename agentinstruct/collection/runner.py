@@ -28,8 +28,8 @@ import asyncio
 import re
 from typing import Any
 
-from agentinstruct.builders.base import (Action, Builder, Environment, FormatError, NoReferenceSolution, Score, Task,
-                                         Turn)
+from agentinstruct.builders.base import (Action, Builder, Environment, FormatError, NoReferenceSolution, Query,
+                                         QueryBuilder, QueryEnvironment, Score, Task, Turn)
 from agentinstruct.collection.agent import AgentClient, ContextLimit, Usage
 from agentinstruct.records.record import make_record
 
@@ -266,18 +266,18 @@ async def run_episode(
         score = await asyncio.to_thread(env.score, ep.final)
     finally:
         await asyncio.to_thread(env.close)
-    return _record(builder, task, episode_id, ep, score, policy, agent)
+    return _record(builder, task, episode_id, ep.turns, score, policy, agent, termination=ep.termination,
+                   format_errors=ep.format_errors, usage=ep.usage)
 
 
-def _record(
-    builder: Builder, task: Task, episode_id: str, ep: _Episode, score: Score, policy: str, agent: AgentClient | None
-) -> dict[str, Any]:
+def _record(builder: Builder, task: Task, record_id: str, turns: list[Turn], score: Score, policy: str,
+            agent: AgentClient | None, *, termination: str, format_errors: int, usage: Usage) -> dict[str, Any]:
     if agent is not None:
         who = {
             "model": agent.model,
             "endpoint_kind": agent.endpoint_kind,
             "sampling": agent.sampling,
-            "usage": agent.usage_record(ep.usage),
+            "usage": agent.usage_record(usage),
         }
     else:
         who = {
@@ -287,9 +287,9 @@ def _record(
             "usage": {"calls": 0, "prompt_tokens": 0, "completion_tokens": 0, "cost_usd": None},
         }
     return make_record(
-        id=episode_id,
+        id=record_id,
         split=builder.split,
-        conversations=ep.turns,
+        conversations=turns,
         task_id=task.task_id,
         instruction=task.instruction,
         instruction_source="task_derivation" if policy == "reference" else task.source,
@@ -298,11 +298,103 @@ def _record(
         reward_details={
             "metric": score.metric,
             "components": [{"name": k, "value": float(v)} for k, v in score.components.items()],
-            "termination": ep.termination,
-            "format_errors": ep.format_errors,
+            "termination": termination,
+            "format_errors": format_errors,
         },
         env={"name": builder.env_name, "version": builder.env_version, "backend": builder.backend},
         agent={"model": who["model"], "endpoint_kind": who["endpoint_kind"], "policy": policy,
                "sampling": who["sampling"], "usage": who["usage"]},
         filter=dict(UNFILTERED),
     )
+
+
+async def _query_thought(builder: Builder, task: Task, query: Query, agent: AgentClient | None, usage: Usage) -> str:
+    template = builder.template_thought(task, query.reference)
+    if agent is None:
+        return template
+    prompt = THOUGHT_PROMPT.format(instruction=truncate(query.turns[-1]["value"], 4000), history="(nothing yet)",
+                                   action=builder.render("", query.reference).strip())
+    try:
+        reply = await agent.chat([{"role": "user", "content": prompt}])
+    except ContextLimit:
+        return template
+    usage.add(reply)
+    thought = _THOUGHT_LABEL.sub("", reply.text.strip()).strip()
+    if thought and not _ECHO.search(thought) and builder.parse(builder.render(thought, query.reference)) == query.reference:
+        return thought
+    return template
+
+
+async def run_queries(builder: QueryBuilder, task: Task, record_id: str, *, policy: str = "model",
+                      agent: AgentClient | None = None) -> list[dict[str, Any]]:
+    """Run one episode of a query task and return one scored record per question, ids ``{record_id}.{k}``.
+
+    Each question is a fresh one-turn conversation (``Query.turns``); the model's reply (or, under ``--policy
+    reference``, ``Query.reference`` rendered after a thought) is parsed and handed back to the environment, which
+    decides the next question. A reply that does not parse is the question's answer as a ``FormatError``, counted.
+
+    Example (a query split of one question, under the reference policy):
+        >>> from agentinstruct.builders.base import QueryEnvironment
+        >>> class Quiz(QueryEnvironment):
+        ...     def __init__(self): self.asked, self.answers = False, []
+        ...     def next_query(self):
+        ...         if self.asked: return None
+        ...         self.asked = True
+        ...         return Query([{"from": "human", "value": "2+2? A. 3 B. 4", "loss": None}], Action("B"))
+        ...     def answer(self, query, action): self.answers.append(action)
+        ...     def scores(self):
+        ...         return [Score(float(a == Action("B")), a == Action("B"), "correct") for a in self.answers]
+        >>> class QuizBuilder(QueryBuilder):
+        ...     split, env_name, env_version, backend = "mind2web", "quiz", "1", "none"
+        ...     def load_tasks(self, src): return [Task("q0", "add", "package")]
+        ...     def open_env(self, task): return Quiz()
+        ...     def parse(self, reply): return Action(reply.split("Answer: ")[-1].strip(" ."))
+        ...     def render(self, thought, action): return f"Thought: {thought}\\nAnswer: {action.kind}."
+        >>> [rec] = asyncio.run(run_queries(QuizBuilder(), Task("q0", "add", "package"), "x_0", policy="reference"))
+        >>> rec["id"], rec["reward"], rec["conversations"][-1]["value"].splitlines()[-1]
+        ('x_0.0', 1.0, 'Answer: B.')
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; expected one of {', '.join(POLICIES)}")
+    if policy == "model" and agent is None:
+        raise ValueError("--policy model needs a model (--model)")
+    env: QueryEnvironment = await _open(builder, task)  # type: ignore[assignment]
+    posed: list[tuple[list[Turn], Usage, int]] = []
+    try:
+        while (query := await asyncio.to_thread(env.next_query)) is not None:
+            usage, errors = Usage(), 0
+            if policy == "model":
+                reply = await agent.chat(to_messages(query.turns))  # type: ignore[union-attr]
+                usage.add(reply)
+                text = reply.text
+                parsed: Action | FormatError = builder.parse(text)
+                errors = int(isinstance(parsed, FormatError))
+            else:
+                text = builder.render(await _query_thought(builder, task, query, agent, usage), query.reference)
+                parsed = query.reference
+            await asyncio.to_thread(env.answer, query, parsed)
+            posed.append(([dict(t) for t in query.turns] + [{"from": "gpt", "value": text, "loss": True}], usage,
+                          errors))
+        scores = await asyncio.to_thread(env.scores)
+    finally:
+        await asyncio.to_thread(env.close)
+    if len(scores) != len(posed):
+        raise ValueError(f"{builder.split} task {task.task_id}: {len(posed)} questions posed but {len(scores)} scores")
+    return [_record(builder, task, f"{record_id}.{k}", turns, score, policy, agent,
+                    termination="format_error" if errors else "answered", format_errors=errors, usage=usage)
+            for k, ((turns, usage, errors), score) in enumerate(zip(posed, scores))]
+
+
+async def run_task(builder: Builder, task: Task, record_id: str, *, policy: str = "model",
+                   agent: AgentClient | None = None) -> list[dict[str, Any]]:
+    """One episode of ``task`` as the collector runs it: its records (one, or one per question of a query split).
+
+    Example:
+        >>> from agentinstruct.builders.kg.builder import KgBuilder
+        >>> kg = KgBuilder()
+        >>> [r["id"] for r in asyncio.run(run_task(kg, kg.load_tasks("embedded")[0], "kg_0", policy="reference"))]
+        ['kg_0']
+    """
+    if isinstance(builder, QueryBuilder):
+        return await run_queries(builder, task, record_id, policy=policy, agent=agent)
+    return [await run_episode(builder, task, record_id, policy=policy, agent=agent)]

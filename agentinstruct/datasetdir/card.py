@@ -111,6 +111,20 @@ def _provenance(stats: list[SplitStats]) -> str:
     return "\n".join(rows)
 
 
+def _builds(stats: list[SplitStats]) -> str:
+    """Per source: a table of each split's builds (task source, policy or model of their own), when records name
+    their build."""
+    if not any(s.builds for s in stats):
+        return ""
+    rows = ["\n\nRecords per build (a split may join several builds: other task sources, policies or models; "
+            "`build.name` in each row):\n",
+            "| split | build | task source | scored | kept | attempts per task |", "|---|---|---|---|---|---|"]
+    for s in stats:
+        for (name, tasks), (scored, kept, attempts) in s.builds.items():
+            rows.append(f"| {s.split} | {_cell(name)} | {_cell(tasks)} | {scored} | {kept} | {attempts} |")
+    return "\n".join(rows)
+
+
 def _drops(stats: list[SplitStats]) -> str:
     if not any(s.dropped for s in stats):
         return "No trajectory was dropped: every scored trajectory is in `default`."
@@ -328,7 +342,7 @@ Each trajectory comes from one task: its instruction (task source: {_sources()})
 (policy `model` = the model chose every action, `reference` = the reference solution was executed and the model
 wrote the thoughts), a reward from the environment, and the bar a trajectory must reach to be kept.
 
-{_provenance(stats)}
+{_provenance(stats)}{_builds(stats)}
 
 ## Kept and dropped
 

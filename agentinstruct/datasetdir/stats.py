@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from agentinstruct.datasetdir.layout import DataFile
 from agentinstruct.schemas import SPLITS
 
-COLUMNS = ["filter", "reward", "num_turns", "instruction_source", "env", "agent", "reward_details"]
+COLUMNS = ["filter", "reward", "num_turns", "instruction_source", "env", "agent", "reward_details", "build"]
 
 
 def reason_kind(reason: str) -> str:
@@ -54,6 +54,8 @@ class SplitStats:
     rewards_dropped: list[float] = field(default_factory=list)
     turns_kept: list[int] = field(default_factory=list)
     turns_dropped: list[int] = field(default_factory=list)
+    builds: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    """(build name, task source) -> [scored, kept, most attempts at one task], for records that name their build."""
 
     @property
     def dropped(self) -> int:
@@ -105,7 +107,9 @@ def split_stats(root: Path, files: Iterable[DataFile]) -> list[SplitStats]:
         if f.config != "all":
             continue
         s = stats.setdefault(f.split, SplitStats(f.split))
-        for row in pq.read_table(Path(root) / f.path, columns=COLUMNS).to_pylist():
+        path = Path(root) / f.path
+        present = set(pq.read_schema(path).names)  # files written before schema 1.2 have no `build` column
+        for row in pq.read_table(path, columns=[c for c in COLUMNS if c in present]).to_pylist():
             kept = row["filter"]["kept"]
             s.scored += 1
             s.kept += kept
@@ -122,4 +126,10 @@ def split_stats(root: Path, files: Iterable[DataFile]) -> list[SplitStats]:
             if row["reward"] is not None:
                 (s.rewards_kept if kept else s.rewards_dropped).append(row["reward"])
             (s.turns_kept if kept else s.turns_dropped).append(row["num_turns"])
+            if row.get("build"):
+                b = row["build"]
+                counts = s.builds.setdefault((b["name"], b["tasks"] or "not recorded"), [0, 0, 0])
+                counts[0] += 1
+                counts[1] += kept
+                counts[2] = max(counts[2], b["attempt"] + 1)
     return sorted(stats.values(), key=lambda s: SPLITS.index(s.split))

@@ -119,7 +119,7 @@ def test_server_dies_mid_run_then_resume_completes_the_same_records(stub, tmp_pa
     assert outcome.errors, "the dead server must leave errored episodes"
     assert all("connection error" in e for e in outcome.errors.values())
     assert len(outcome.records) + len(outcome.errors) == 24
-    assert {r["id"] for r in comparable(broken)} == {r["id"] for r in outcome.records}  # partial split written
+    assert {r["task_id"] for r in comparable(broken)} == {r["task_id"] for r in outcome.records}  # partial split written
     entries = [json.loads(x) for x in journal_path(broken, "os").read_text().splitlines()]
     assert sum(e["kind"] == "errored" for e in entries) == len(outcome.errors)
 

@@ -288,8 +288,8 @@ def _check_header(path: Path, header: dict[str, Any], params: dict[str, Any]) ->
     if diffs:
         raise JournalMismatch(
             f"{path} belongs to a build with other parameters ({'; '.join(diffs)}). "
-            "Re-run with the original options to resume it, or use another --out "
-            "(or delete the journal to start this split over)."
+            "Re-run with the original options to resume it, give this build its own --name to add it to the split "
+            "beside that one, or use another --out (or delete the journal to start this build over)."
         )
 
 

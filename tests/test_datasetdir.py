@@ -117,7 +117,7 @@ def test_card_rederives_manifest_from_the_files(tmp_path: Path) -> None:
     (root / "README.md").unlink()
     files = refresh(root)
     assert {(f.config, f.split, f.rows) for f in files} == {("default", "os", 2), ("all", "os", 3), ("default", "db", 1), ("all", "db", 2)}
-    assert json.loads((root / "manifest.json").read_text())["schema_version"] == "1.1.0"
+    assert json.loads((root / "manifest.json").read_text())["schema_version"] == "1.2.0"
 
 
 def test_card_on_a_non_dataset_dir_is_a_clear_error(tmp_path: Path, capsys) -> None:

@@ -11,6 +11,7 @@ BUILDERS: dict[str, str] = {
     "kg": "agentinstruct.builders.kg.builder:KgBuilder",
     "alfworld": "agentinstruct.builders.alfworld.builder:AlfworldBuilder",
     "webshop": "agentinstruct.builders.webshop.builder:WebshopBuilder",
+    "mind2web": "agentinstruct.builders.mind2web.builder:Mind2webBuilder",
 }
 
 

@@ -299,6 +299,20 @@ class Builder(ABC):
         """
         raise ValueError(f"the {self.split} split has no pages to serve")
 
+    def record_tasks(self, site: str, actions: Path, out: Path) -> str:
+        """Record tasks in the split's own format by playing the gold actions in the file ``actions`` on ``site``
+        (a URL, or the name of a site the split ships) in a real browser, and write them to ``out``; returns a
+        one-line summary (``agentinstruct record SPLIT`` prints it). A split that records nothing keeps this
+        default, which refuses.
+
+        Example:
+            >>> Builder.record_tasks(type("B", (), {"split": "db"})(), "shop", Path("a.json"), Path("o.json"))
+            Traceback (most recent call last):
+            ...
+            ValueError: the db split records no tasks from a browser
+        """
+        raise ValueError(f"the {self.split} split records no tasks from a browser")
+
     @classmethod
     def has_self_instruct(cls) -> bool:
         """Whether the split can have a model write its tasks (it overrides ``self_instruct``).

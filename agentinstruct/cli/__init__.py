@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "agentinstruct.cli.serve",
 )
 
+    "agentinstruct.cli.record",
 
 class CommandParser(argparse.ArgumentParser):
     """A subcommand's parser; ``sub.add_parser(name, arguments=add)`` defers ``add(parser)`` until the subcommand

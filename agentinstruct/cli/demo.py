@@ -1,8 +1,8 @@
 """``agentinstruct demo``: the main job on embedded defaults, with no keys and no network.
 
-It builds every registered split whose builder ships embedded tasks (``Builder.embedded_tasks``: os, db, kg,
-alfworld and webshop today), each episode in the split's own environment (a sandbox, a fresh database, the
-embedded graph, a text game, the shop), with SmolLM2-135M-Instruct served by a local llama.cpp server
+It builds every registered split whose builder ships embedded tasks (``Builder.embedded_tasks``: all six
+today), each episode in the split's own environment (a sandbox, a fresh database, the embedded graph, a text game,
+the shop, a recorded web page's rounds of choices), with SmolLM2-135M-Instruct served by a local llama.cpp server
 (``agentinstruct.collection.localmodel``). A split whose episodes are long builds only ``Builder.demo_tasks`` of its
 tasks and has SmolLM2 take part in ``Builder.demo_model_tasks`` of them. Per split:
 
@@ -110,7 +110,7 @@ def embedded_splits() -> list[str]:
 
     Example:
         >>> embedded_splits()
-        ['os', 'db', 'kg', 'alfworld', 'webshop']
+        ['os', 'db', 'kg', 'alfworld', 'webshop', 'mind2web']
     """
     return [split for split in BUILDERS if builder_class(split).embedded_tasks]
 

@@ -43,13 +43,17 @@ class Metric:
 
 
 def metric(episodes: list[list[dict[str, Any]]], tasks: int) -> Metric:
-    """Mean reward, success rate and mean components of scored records, given per episode.
+    """Mean reward, success rate and mean components of scored records, given per episode. An episode that gave no
+    record (a query task with nothing to ask, such as a Mind2Web step with one candidate) counts 0 on every
+    component rather than leaving the denominator.
 
     Example:
         >>> rec = {"reward": 1.0, "success": True, "reward_details": {"metric": "success", "components": [
         ...     {"name": "step_success", "value": 1.0}]}}
         >>> str(metric([[rec, rec]], 2))
         '1/2 tasks scored: mean success 1.0000, success rate 100.00%; step_success 1.0000'
+        >>> metric([[rec], []], 2).components
+        {'step_success': 0.5}
     """
     records = [r for episode in episodes for r in episode]
     n = len(records)
@@ -62,6 +66,10 @@ def metric(episodes: list[list[dict[str, Any]]], tasks: int) -> Metric:
                 values.setdefault(c["name"], []).append(c["value"])
         for k, v in values.items():
             per_task.setdefault(k, []).append(sum(v) / len(v))
+    names = list(per_task)
+    for _ in range(sum(1 for episode in episodes if not episode)):
+        for k in names:
+            per_task[k].append(0.0)
     return Metric(
         name=name,
         tasks=tasks,

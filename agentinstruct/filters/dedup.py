@@ -6,7 +6,9 @@ Records are compared on word tokens (``agentinstruct.filters.textnorm``), per ke
 - ``trajectory``: the conversation from the agent's first trained turn on (the
   prompt and one-shot example before it are the same in every record of a split).
 
-The first record of a group is kept; a later one is dropped with the reason
+Records of one episode are never each other's duplicates: a query split's
+episode (mind2web) gives one record per question, all of one task, each a
+distinct example. The first record of a group is kept; a later one is dropped with the reason
 ``duplicate: instruction of os_12`` (same words) or ``near-duplicate:
 trajectory of os_12 (jaccard 0.91)`` (Jaccard similarity of word
 ``shingle``-grams at or above ``threshold``). Near duplicates are found with
@@ -68,6 +70,13 @@ def band_rows(threshold: float, num_perm: int = NUM_PERM) -> int:
 class _Seen:
     id: str
     shingles: dict[str, np.ndarray]
+    episode: tuple[str, str, str] | None = None
+
+
+def _episode(record: dict[str, Any]) -> tuple[str, str, str] | None:
+    """The episode a record came from (split, build, episode key); None for a record that does not say."""
+    build = record.get("build")
+    return (record["split"], build["name"], build["episode"]) if build else None
 
 
 class Deduplicator(BatchFilter):
@@ -82,6 +91,9 @@ class Deduplicator(BatchFilter):
         (True, None)
         >>> d({"id": "os_1", "split": "os", "instruction": "count the files in /tmp"})
         (False, 'duplicate: instruction of os_0')
+        >>> step = {"split": "mind2web", "instruction": "Book a table", "build": {"name": "main", "episode": "s1#0"}}
+        >>> d({"id": "mind2web_0", **step}), d({"id": "mind2web_1", **step})  # two questions of one episode
+        ((True, None), (True, None))
     """
 
     def __init__(self, keys: Sequence[str] = KEYS, scope: str = "global", threshold: float | None = 0.8,
@@ -101,7 +113,7 @@ class Deduplicator(BatchFilter):
         self._mul = rng.integers(1, 2**63, num_perm, dtype=np.uint64) | np.uint64(1)
         self._add = rng.integers(0, 2**63, num_perm, dtype=np.uint64)
         self._rows = band_rows(threshold, num_perm) if threshold is not None else num_perm
-        self._exact: dict[tuple[str, str, str], str] = {}
+        self._exact: dict[tuple[str, str, str], tuple[str, tuple[str, str, str] | None]] = {}
         self._buckets: dict[tuple[str, str, int, bytes], list[int]] = {}
         self._seen: list[_Seen] = []
         self.duplicates: list[dict[str, str]] = []
@@ -134,15 +146,18 @@ class Deduplicator(BatchFilter):
     def _check(self, record: dict[str, Any]) -> tuple[dict[str, str] | None, list[tuple]]:
         """What the record duplicates (key, of, how) or None, and for a kept record the index entries to add."""
         scope = record["split"] if self.scope == "split" else ""
+        episode = _episode(record)
         entries: list[tuple] = []
         for key in self.keys:
             tokens = words(key_text(record, key))
             if not tokens:
                 continue
             digest = hashlib.sha1(" ".join(tokens).encode()).hexdigest()
-            if (scope, key, digest) in self._exact:
-                return {"key": key, "of": self._exact[(scope, key, digest)], "how": "exact"}, []
-            entries.append(("exact", (scope, key, digest)))
+            first = self._exact.get((scope, key, digest))
+            if first is not None and (episode is None or first[1] != episode):
+                return {"key": key, "of": first[0], "how": "exact"}, []
+            if first is None:
+                entries.append(("exact", (scope, key, digest)))
             if self.threshold is None:
                 continue
             shingles = self._shingles(tokens)
@@ -151,6 +166,8 @@ class Deduplicator(BatchFilter):
                      for b in range(len(signature) // self._rows)]
             best, match = 0.0, None
             for candidate in sorted({i for band in bands for i in self._buckets.get(band, ())}):
+                if episode is not None and self._seen[candidate].episode == episode:
+                    continue
                 other = self._seen[candidate].shingles[key]
                 common = len(np.intersect1d(shingles, other, assume_unique=True))
                 jaccard = common / (len(shingles) + len(other) - common)
@@ -169,10 +186,10 @@ class Deduplicator(BatchFilter):
                 return False, f"duplicate: {duplicate['key']} of {duplicate['of']}"
             return False, f"near-duplicate: {duplicate['key']} of {duplicate['of']} ({duplicate['how']})"
         index = len(self._seen)
-        seen = _Seen(record["id"], {})
+        seen = _Seen(record["id"], {}, _episode(record))
         for entry in entries:
             if entry[0] == "exact":
-                self._exact[entry[1]] = record["id"]
+                self._exact[entry[1]] = (record["id"], seen.episode)
             else:
                 _, key, shingles, bands = entry
                 seen.shingles[key] = shingles

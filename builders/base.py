@@ -186,6 +186,10 @@ class Builder(ABC):
     observation_limit: ClassVar[int] = 800
     """Observations longer than this many characters are cut, with a notice (AgentBench cuts at 800)."""
 
+    card_description: ClassVar[str] = ""
+    """One paragraph for the dataset card's "How each split was built": how the split's episodes are posed and
+    scored (the card lists it for every split in the dir that has one)."""
+
     embedded_tasks: ClassVar[bool] = False
     """Whether ``load_tasks(EMBEDDED)`` gives tasks shipped with the package: then ``--tasks`` defaults to them
     (``agentinstruct build SPLIT`` needs no task file) and ``agentinstruct demo`` builds the split."""

@@ -22,9 +22,9 @@ COMMANDS: tuple[str, ...] = (
     "agentinstruct.cli.filtering",
     "agentinstruct.cli.self_instruct",
     "agentinstruct.cli.serve",
+    "agentinstruct.cli.record",
 )
 
-    "agentinstruct.cli.record",
 
 class CommandParser(argparse.ArgumentParser):
     """A subcommand's parser; ``sub.add_parser(name, arguments=add)`` defers ``add(parser)`` until the subcommand

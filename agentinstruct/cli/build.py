@@ -168,7 +168,7 @@ def _build(args: argparse.Namespace) -> int:
             concurrency=opts.concurrency, seed=opts.seed, limit=opts.limit, attempts=opts.attempts, name=opts.name,
             source=str(opts.tasks), config=run.config))
         scored = len(outcome.records)
-        ran = scored + len(outcome.skipped) - outcome.resumed + len(outcome.errors)
+        ran = len(outcome.per_episode) + len(outcome.skipped) - outcome.resumed + len(outcome.errors)
         print(f"{builder.split} ({opts.name}): {outcome.episodes} episodes ({outcome.resumed} from the journal, {ran} run in "
               f"{outcome.seconds:.1f}s): {scored} scored, {outcome.kept} kept, {outcome.failed} failed, "
               f"{len(outcome.errors)} errored, {len(outcome.skipped)} skipped")

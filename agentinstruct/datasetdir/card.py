@@ -125,6 +125,34 @@ def _builds(stats: list[SplitStats]) -> str:
     return "\n".join(rows)
 
 
+def _components(stats: list[SplitStats], shown: int = 8) -> str:
+    """The reward components of each split, each averaged per task then over tasks (for mind2web: the share of
+    steps whose positive was among the ranked candidates, and the step metrics)."""
+    rows = ["| split | component | mean over tasks | tasks |", "|---|---|---|---|"]
+    for s in stats:
+        for name, per_task in list(s.components.items())[:shown]:
+            means = [sum(v) / len(v) for v in per_task.values()]
+            rows.append(f"| {s.split} | `{_cell(name)}` | {sum(means) / len(means):.3f} | {len(means)} |")
+        if len(s.components) > shown:
+            rows.append(f"| {s.split} | ... and {len(s.components) - shown} more | | |")
+    if len(rows) == 2:
+        return ""
+    return ("\n\nReward components (the parts the environment scored; each averaged over a task's records, then over "
+            "the split's tasks):\n\n" + "\n".join(rows))
+
+
+def _descriptions(stats: list[SplitStats]) -> str:
+    """What each split's builder says about how its episodes are posed (``Builder.card_description``)."""
+    from agentinstruct.builders import BUILDERS, builder_class  # the registry: the card names no split itself
+
+    lines = []
+    for s in stats:
+        text = builder_class(s.split).card_description if s.split in BUILDERS else ""
+        if text:
+            lines.append(f"- `{s.split}`: {text}")
+    return ("\n\n" + "\n".join(lines)) if lines else ""
+
+
 def _drops(stats: list[SplitStats]) -> str:
     if not any(s.dropped for s in stats):
         return "No trajectory was dropped: every scored trajectory is in `default`."
@@ -340,9 +368,9 @@ Splits in this release: {splits}.
 
 Each trajectory comes from one task: its instruction (task source: {_sources()}), an episode in the environment with the agent
 (policy `model` = the model chose every action, `reference` = the reference solution was executed and the model
-wrote the thoughts), a reward from the environment, and the bar a trajectory must reach to be kept.
+wrote the thoughts), a reward from the environment, and the bar a trajectory must reach to be kept.{_descriptions(stats)}
 
-{_provenance(stats)}{_builds(stats)}
+{_provenance(stats)}{_builds(stats)}{_components(stats)}
 
 ## Kept and dropped
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from agentinstruct.datasetdir.layout import DataFile
 from agentinstruct.schemas import SPLITS
 
-COLUMNS = ["filter", "reward", "num_turns", "instruction_source", "env", "agent", "reward_details", "build"]
+COLUMNS = ["task_id", "filter", "reward", "num_turns", "instruction_source", "env", "agent", "reward_details", "build"]
 
 
 def reason_kind(reason: str) -> str:
@@ -54,6 +54,9 @@ class SplitStats:
     rewards_dropped: list[float] = field(default_factory=list)
     turns_kept: list[int] = field(default_factory=list)
     turns_dropped: list[int] = field(default_factory=list)
+    components: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    """Reward component -> task_id -> its values over the task's scored records (attempts, a query task's
+    questions), so a component is averaged per task first."""
     builds: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     """(build name, task source) -> [scored, kept, most attempts at one task], for records that name their build."""
 
@@ -126,6 +129,8 @@ def split_stats(root: Path, files: Iterable[DataFile]) -> list[SplitStats]:
             if row["reward"] is not None:
                 (s.rewards_kept if kept else s.rewards_dropped).append(row["reward"])
             (s.turns_kept if kept else s.turns_dropped).append(row["num_turns"])
+            for c in details["components"] if details else []:
+                s.components.setdefault(c["name"], {}).setdefault(row["task_id"], []).append(c["value"])
             if row.get("build"):
                 b = row["build"]
                 counts = s.builds.setdefault((b["name"], b["tasks"] or "not recorded"), [0, 0, 0])

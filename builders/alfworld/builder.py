@@ -92,6 +92,11 @@ class AlfworldBuilder(Builder):
     split = "alfworld"
     env_name = "alfworld"
     max_turns = MAX_STEPS
+    card_description = (
+        "ALFWorld's text games on TextWorld's PDDL engine (fast-downward, ALFWorld's grammar and demangler): the "
+        "agent answers `THOUGHT:` / `ACTION:` turns for at most 35 steps; actions are mapped to admissible "
+        "commands as AgentBench maps them; reward 1 when the game is won, the goal conditions as components."
+    )
     embedded_tasks = True
     Options = AlfworldOptions
     observation_limit = 2000  # a room's opening lists every receptacle; AgentBench does not cut observations

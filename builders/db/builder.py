@@ -154,6 +154,11 @@ class DbBuilder(Builder):
     env_version = "1.0"
     max_turns = 15
     reward_bar = 1.0
+    card_description = (
+        "SQL against a fresh database holding the task's tables: `Action: Operation` turns with one SQL "
+        "statement, then `Action: Answer`, at most 15 turns; reward 1 when the answer matches the reference "
+        "query's result (or, for a change, the table's hash afterwards matches)."
+    )
     embedded_tasks = True
     Options = DbOptions
 

@@ -101,6 +101,10 @@ class KgBuilder(Builder):
     env_name = "knowledge-graph"
     env_version = "1.0"
     max_turns = 15
+    card_description = (
+        "A knowledge graph behind AgentBench's seven tools (`get_relations`, `get_neighbors`, ...) over variables "
+        "`#n`, at most 15 turns; reward is the F1 of the final answer's entities against the gold ones."
+    )
     embedded_tasks = True
     Options = KgOptions
     observation_limit = 16_000  # relation lists of big Freebase entities run long; AgentBench does not cut them

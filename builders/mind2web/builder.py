@@ -107,6 +107,14 @@ class Mind2webBuilder(QueryBuilder):
     split = "mind2web"
     env_name = "mind2web"
     env_version = "mind2web-1.0; agentbench multichoice, 5 per round"
+    card_description = (
+        "Mind2Web as AgentBench poses it: each step of a task (page, task, previous actions) becomes rounds of "
+        'five ranked candidate elements plus "A. None of the above", each round a fresh one-turn question; a '
+        "record is one round (one human turn, one gpt turn with `Answer:`, `Action:`, `Value:`), reward 1 when "
+        "its answer is right; the step's element accuracy, operation F1 and step success over its whole "
+        "tournament, and whether its positive was among the ranked candidates (`positive_in_top_k`), are "
+        "components."
+    )
     embedded_tasks = True
     Options = Mind2webOptions
     # A round is a few milliseconds of engine time: the demo poses 40 steps (about 77 rounds) with template

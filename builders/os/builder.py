@@ -179,6 +179,10 @@ class OsBuilder(Builder):
     env_version: ClassVar[str] = "1.0"
     max_turns: ClassVar[int] = 8
     reward_bar: ClassVar[float] = 1.0
+    card_description = (
+        "A Linux shell in a fresh sandbox per episode: `bash` actions, then an answer or `finish`, at most 8 "
+        "turns; reward 1 when the task's checker (AgentBench's scripts or an exact answer) passes."
+    )
     embedded_tasks: ClassVar[bool] = True
     Options: ClassVar[type] = OsOptions
 

@@ -104,6 +104,11 @@ class WebshopBuilder(Builder):
     env_name = "webshop"
     env_version = f"webshop-1.0; tagger {TAGGER}"
     max_turns = 10
+    card_description = (
+        "A shop in WebShop's text format (a catalogue and goals in WebShop's files, its search and pages): "
+        "`search[...]` and `click[...]` actions for at most 10 rounds; reward is WebShop's (attribute, option, "
+        "type and price match of the bought item against the goal), its parts as components."
+    )
     embedded_tasks = True
     Options = WebshopOptions
     observation_limit = 8000  # AgentBench shows whole pages; a results page of 10 listings runs past 800

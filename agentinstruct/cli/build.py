@@ -43,6 +43,7 @@ def _run_options(p: argparse.ArgumentParser, cls: type[Builder]) -> None:
 
 def _split_parser(command: str, split: str, cls: type[Builder], *, config: bool = False) -> argparse.ArgumentParser:
     from agentinstruct.collection.agentargs import add_model_options
+    from agentinstruct.collection.executors import EXECUTORS
     from agentinstruct.collection.runner import POLICIES
 
     p = argparse.ArgumentParser(prog=f"agentinstruct {command} {split}")
@@ -59,6 +60,11 @@ def _split_parser(command: str, split: str, cls: type[Builder], *, config: bool 
                        help="this build's name: builds with other names (task sources, policies, models) add to the "
                        "same split, each with its own journal (default main, or build-K for the K-th entry of a "
                        "build file's builds list)")
+        p.add_argument("--executor", choices=EXECUTORS, default="local",
+                       help="where episodes run: local (this process) or ray (the nodes of a Ray cluster, each with "
+                       "its own environments; journal and data stay here; needs the ray extra) (default local)")
+        p.add_argument("--ray-address", default="auto", metavar="ADDR",
+                       help="the Ray cluster's head, HOST:PORT (default auto: the cluster this machine belongs to)")
         f = p.add_argument_group("filters (dropped trajectories stay in the `all` config with their reason)")
         f.add_argument("--reward-bar", type=float, help=f"keep reward >= this (default: the split's, {cls.reward_bar})")
         f.add_argument("--max-format-errors", type=int, metavar="N", help="drop trajectories with more format errors")
@@ -155,6 +161,7 @@ def _report_skipped(outcome: Outcome, out: Path, shown: int = 10) -> None:
 def _build(args: argparse.Namespace) -> int:
     from agentinstruct.collection.agentargs import run_with_agent
     from agentinstruct.collection.collect import build_split
+    from agentinstruct.collection.executors import make_executor
 
     status = 0
     for run in _parse("build", args):
@@ -166,7 +173,7 @@ def _build(args: argparse.Namespace) -> int:
         outcome = run_with_agent(opts, lambda agent: build_split(
             builder, tasks, opts.out, pipeline=pipeline, policy=opts.policy, agent=agent,
             concurrency=opts.concurrency, seed=opts.seed, limit=opts.limit, attempts=opts.attempts, name=opts.name,
-            source=str(opts.tasks), config=run.config))
+            source=str(opts.tasks), config=run.config, executor=make_executor(opts.executor, opts.ray_address)))
         scored = len(outcome.records)
         ran = len(outcome.per_episode) + len(outcome.skipped) - outcome.resumed + len(outcome.errors)
         print(f"{builder.split} ({opts.name}): {outcome.episodes} episodes ({outcome.resumed} from the journal, {ran} run in "

@@ -67,14 +67,19 @@ LOST_RETRIES = 2
 leaves it errored for the next run; each resume runs errored episodes again, with as many retries."""
 
 
+class ClusterUnusable(ValueError):
+    """Ray is missing, the cluster cannot be reached, or a node could not start the build's actor; a ValueError, so
+    the command line prints the message and exits 2, with no traceback."""
+
+
 class WorkerLost(RuntimeError):
     """The Ray node (or the actor process on it) running an episode died before the episode ended: the episode is
     errored, its environment gone with the node, and it runs again on a live node."""
 
 
 class NodeWorker:
-    """The actor ``RayExecutor`` starts on each node (``ray.remote`` wraps it there, so this module imports without
-    Ray): the node's own builder, made from the driver's builder class and ``Options``, its environments (the
+    """The actor ``RayExecutor`` starts on each node (it wraps the class with ``ray.remote`` then, so this module
+    imports without Ray): the node's own builder, made from the driver's builder class and ``Options``, its environments (the
     builder's ``warm``, entered once ``start`` runs) and its model clients, made from the driver's settings with the
     key read from the node's environment."""
 
@@ -84,7 +89,6 @@ class NodeWorker:
         self.builder: Builder = cls.from_options(options)
         self.builder.options = options
         self.concurrency = concurrency
-        self.slots = 0
         self._stack = contextlib.ExitStack()
         self._agents: dict[str, AgentClient] = {}
 
@@ -93,7 +97,6 @@ class NodeWorker:
         # Episodes of lost nodes may land here too: threads for the whole build, as the local executor has.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(self.concurrency + 4, thread_name_prefix="env"))
-        self.slots = slots
         self._stack.enter_context(self.builder.warm(slots))
 
     async def run(self, task: Task, record_id: str, policy: str, agent: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -170,7 +173,11 @@ class RayExecutor(Executor):
         ray = _ray()
         connect = not ray.is_initialized()
         if connect:
-            ray.init(address=self.address, logging_level=logging.WARNING)
+            try:
+                ray.init(address=self.address, logging_level=logging.WARNING)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ClusterUnusable(f"cannot connect to the Ray cluster at --ray-address {self.address}: "
+                                      f"{_first_line(exc)}") from exc
         try:
             self._driver_ip = ray.util.get_node_ip_address()
             self._actors = self._start(ray, builder, concurrency)
@@ -188,7 +195,7 @@ class RayExecutor(Executor):
 
         nodes = [n for n in ray.nodes() if n["Alive"] and n["Resources"].get("CPU", 0) >= 1]
         if not nodes:
-            raise RuntimeError(f"the Ray cluster at {self.address} has no live node with a free CPU for episodes")
+            raise ClusterUnusable(f"the Ray cluster at {self.address} has no live node with a free CPU for episodes")
         cls = type(builder)
         path = f"{cls.__module__}:{cls.__qualname__}"
         options = builder.options if builder.options is not None else cls.Options()
@@ -203,15 +210,15 @@ class RayExecutor(Executor):
             ready, pending = ray.wait(list(starts), num_returns=len(starts), timeout=self.start_timeout)
             if pending:
                 late = ", ".join(f"{starts[r].ip} ({starts[r].node_id[:8]})" for r in pending)
-                raise RuntimeError(f"the episode actors on Ray nodes {late} did not start within "
-                                   f"{self.start_timeout:.0f}s (is a CPU free there?)")
+                raise ClusterUnusable(f"the episode actors on Ray nodes {late} did not start within "
+                                      f"{self.start_timeout:.0f}s (is a CPU free there?)")
             for ref in ready:
                 try:
                     ray.get(ref)
                 except Exception as exc:
                     a = starts[ref]
-                    raise RuntimeError(f"Ray node {a.ip} ({a.node_id[:8]}) could not start the {builder.split} builder "
-                                       f"{path}: {_first_line(exc)}") from exc
+                    raise ClusterUnusable(f"Ray node {a.ip} ({a.node_id[:8]}) could not start the {builder.split} "
+                                          f"builder {path}: {_first_line(exc)}") from exc
         except BaseException:
             for a in actors:
                 ray.kill(a.handle)
@@ -303,8 +310,8 @@ def _ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise RuntimeError("--executor ray needs Ray on the driver and on every node: pip install 'agentinstruct[ray]'"
-                           ) from None
+        raise ClusterUnusable("--executor ray needs Ray on the driver and on every node: "
+                              "pip install 'agentinstruct[ray]'") from None
     return ray
 
 

@@ -150,10 +150,16 @@ def resolved(parser: argparse.ArgumentParser, opts: argparse.Namespace, split: s
     return config
 
 
+# Left out of a written build file: the dir it lies in (a path of the machine that built it), the split (its
+# header line), and where the episodes ran (a Ray cluster's address means nothing elsewhere; the records do not
+# depend on it).
+_NOT_REPRODUCED = frozenset({"out", "split", "executor", "ray_address"})
+
+
 def build_file_text(configs: list[dict[str, Any]]) -> str:
     """The YAML of a split's resolved builds: a build file that reproduces them (several builds as a ``builds``
     list). ``out`` is left out: the file lies in the dir it would name (a path of the machine that built it), and
-    whoever reproduces the builds chooses their own.
+    whoever reproduces the builds chooses their own; so is where the episodes ran (``executor``, ``ray_address``).
 
     Example:
         >>> print(build_file_text([{"split": "os", "tasks": "embedded"}]), end="")
@@ -168,7 +174,7 @@ def build_file_text(configs: list[dict[str, Any]]) -> str:
         - tasks: b.json
     """
     split = configs[0]["split"]
-    settings = [{k: v for k, v in c.items() if k not in ("out", "split")} for c in configs]
+    settings = [{k: v for k, v in c.items() if k not in _NOT_REPRODUCED} for c in configs]
     if len(configs) == 1:
         head = f"# agentinstruct build {split} --config THIS_FILE --out DIR reproduces this build\n"
         return head + yaml.safe_dump({"split": split, **settings[0]}, sort_keys=False, allow_unicode=True)

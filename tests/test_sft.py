@@ -18,7 +18,8 @@ from agentinstruct.training.mixture import Mixture, build_mixture, write_mixture
 
 REPO = Path(__file__).resolve().parents[1]
 CPU_RECIPE = REPO / "training" / "recipes" / "smollm2-135m-cpu.yaml"
-RECIPES = sorted((REPO / "training" / "recipes").glob("*.yaml"))
+# the SFT recipes; the DPO ones (dpo-*.yaml) are walked by tests/test_pairs.py
+RECIPES = sorted(p for p in (REPO / "training" / "recipes").glob("*.yaml") if not p.stem.startswith("dpo"))
 # the GPU recipes ask for bf16, which transformers refuses to even configure without a GPU
 NO_GPU = [] if torch.cuda.is_available() else ["--bf16", "false", "--use_cpu", "true"]
 

@@ -1,1 +1,2 @@
-"""AgentLM training: mixture with general data, per-turn loss tokenization, TRL SFT entry point and recipes."""
+"""AgentLM training: mixture with general data, per-turn loss tokenization, the TRL SFT and DPO entry points,
+preference pairs, recipes."""

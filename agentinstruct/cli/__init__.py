@@ -18,6 +18,7 @@ COMMANDS: tuple[str, ...] = (
     "agentinstruct.cli.demo",
     "agentinstruct.cli.build",
     "agentinstruct.cli.mix",
+    "agentinstruct.cli.pairs",
     "agentinstruct.cli.publish",
     "agentinstruct.cli.filtering",
     "agentinstruct.cli.self_instruct",

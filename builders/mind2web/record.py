@@ -54,7 +54,7 @@ def chromium(executable: Path = CHROMIUM) -> Iterator[Any]:
     """A headless Chromium (a Playwright ``Browser``) for the block; a missing browser or Playwright is a
     ValueError saying what to install.
 
-    Example:
+    Example (needs Chromium, /usr/bin/chromium):
         >>> with chromium() as browser:  # doctest: +SKIP
         ...     browser.new_page().goto("about:blank")
     """
@@ -132,7 +132,7 @@ def record_task(browser: Any, base_url: str, task: GoldTask, where: str, timings
     """One gold task played in a fresh browser context on the site at ``base_url``: a Mind2Web task.
     ``timings`` (if given) gets (snapshot seconds, step seconds) pairs flattened, for the benchmark.
 
-    Example:
+    Example (needs Chromium, /usr/bin/chromium):
         >>> from agentinstruct.builders.mind2web.gold import parse_gold
         >>> gold = parse_gold({"website": "tablefor", "domain": "Travel", "subdomain": "Restaurant", "tasks": [
         ...     {"confirmed_task": "Find Italian food", "start": "/index.html", "actions": [
@@ -180,7 +180,7 @@ def record_site(site: str, tasks: list[GoldTask], source: str = "<gold>", *, bro
                 timings: list[float] | None = None) -> list[dict[str, Any]]:
     """Every gold task recorded on ``site`` (a URL, or a name in ``sites.SITES``, served for the duration).
 
-    Example:
+    Example (needs Chromium, /usr/bin/chromium):
         >>> from agentinstruct.builders.mind2web.gold import read_gold
         >>> tasks = record_site("flights", read_gold(SITES_DIR / "flights" / "test.json"))  # doctest: +SKIP
     """
@@ -216,7 +216,7 @@ def write_tasks(tasks: list[dict[str, Any]], out: Path) -> None:
 def record_command(site: str, actions: Path, out: Path) -> str:
     """``agentinstruct record mind2web``: record the gold file ``actions`` on ``site`` into ``out``; a summary.
 
-    Example:
+    Example (needs Chromium, /usr/bin/chromium):
         >>> record_command("flights", SITES_DIR / "flights" / "test.json", Path("/tmp/t.json"))  # doctest: +SKIP
         'recorded 3 tasks (17 steps) from flights into /tmp/t.json in 4.1 s'
     """

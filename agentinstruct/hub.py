@@ -61,8 +61,24 @@ class LocalFile:
 
     @classmethod
     def of(cls, source: Content) -> "LocalFile":
-        data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        return cls(source, hashlib.sha256(data).hexdigest(), git_hash(data), len(data))
+        """The hashes of ``source``; a file is read in chunks, so publishing a large data file never holds it whole.
+
+        Example:
+            >>> _ = Path("blob.txt").write_bytes(b"hello")
+            >>> on_disk, in_memory = LocalFile.of(Path("blob.txt")), LocalFile.of(b"hello")
+            >>> (on_disk.sha256, on_disk.git_oid, on_disk.size) == (in_memory.sha256, in_memory.git_oid, in_memory.size)
+            True
+        """
+        if isinstance(source, bytes):
+            return cls(source, hashlib.sha256(source).hexdigest(), git_hash(source), len(source))
+        size = Path(source).stat().st_size
+        # A git blob id is the sha1 of "blob {size}\0" and the bytes, so it streams like the sha256.
+        sha256, blob = hashlib.sha256(), hashlib.sha1(f"blob {size}\0".encode())
+        with Path(source).open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                sha256.update(chunk)
+                blob.update(chunk)
+        return cls(source, sha256.hexdigest(), blob.hexdigest(), size)
 
     def matches(self, remote: Any) -> bool:
         """Whether a ``RepoFile`` from the Hub holds these bytes (LFS files by sha256, others by git blob id)."""

@@ -5,8 +5,9 @@ request after ``--latency`` seconds; each episode of the counter test
 builder takes ``TURNS`` model calls. With ``c`` episodes in flight the ideal
 is ``c / (latency * TURNS)`` episodes per second; the ratio shows what the
 engine (client, event loop, worker threads, journal fsyncs, the final
-dataset write) costs on top. Runs ``build_split`` in process, as
-``agentinstruct build`` does::
+dataset write) costs on top; ``cpu ms/ep`` is the engine's own CPU per
+episode, the figure that bounds throughput when the machine is busy. Runs
+``build_split`` in process, as ``agentinstruct build`` does::
 
     .venv/bin/python benchmarks/bench_collect.py [--latency 0.2] [--concurrency 1 8 64] [--seconds 4]
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -27,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from counter_builder import CounterBuilder  # noqa: E402  (the test builder lives in tests/)
 
+import agentinstruct.collection.collect as collect_module  # noqa: E402
 from agentinstruct.collection.agent import AgentClient  # noqa: E402
 from agentinstruct.collection.collect import build_split  # noqa: E402
 from agentinstruct.filters.base import FilterPipeline, RewardFilter  # noqa: E402
@@ -35,10 +38,11 @@ TURNS = 2  # add, then answer: the scripted model's path for targets that are no
 
 
 def task_file(n: int, where: Path) -> Path:
-    """n tasks whose scripted episodes take exactly TURNS calls (targets not multiples of 5)."""
-    targets = [t for t in range(1, 10 * n) if t % 5][:n]
+    """n tasks whose scripted episodes take exactly TURNS calls: targets not multiples of 5, and at most 1000 (the
+    counter ends an episode past 1000), repeated under distinct task ids when n needs more."""
+    targets = [t for t in range(1, 1001) if t % 5]
     path = where / "tasks.json"
-    path.write_text(json.dumps([{"id": f"b{i}", "start": 0, "target": t} for i, t in enumerate(targets)]))
+    path.write_text(json.dumps([{"id": f"b{i}", "start": 0, "target": targets[i % len(targets)]} for i in range(n)]))
     return path
 
 
@@ -51,19 +55,27 @@ def start_stub(latency: float) -> tuple[subprocess.Popen, str]:
     return proc, proc.stdout.readline().strip()
 
 
-async def run(url: str, tasks: Path, out: Path, concurrency: int) -> tuple[float, float, int]:
+async def run(url: str, tasks: Path, out: Path, concurrency: int) -> tuple[float, float, int, float]:
     builder = CounterBuilder()
-    async with AgentClient("stub", base_url=url, max_retries=0) as agent:
-        start = time.perf_counter()
-        outcome = await build_split(builder, builder.load_tasks(str(tasks)), out, agent=agent, concurrency=concurrency,
-                                    pipeline=FilterPipeline([RewardFilter(1.0)]), progress=False)
-        elapsed = time.perf_counter() - start
+    # This process's CPU while the episodes run: up to the moment the split's write starts.
+    write_started: list[float] = []
+    write = collect_module.write_split
+    collect_module.write_split = lambda *a, **k: (write_started.append(time.process_time()), write(*a, **k))[1]
+    try:
+        async with AgentClient("stub", base_url=url, max_retries=0) as agent:
+            start, cpu = time.perf_counter(), time.process_time()
+            outcome = await build_split(builder, builder.load_tasks(str(tasks)), out, agent=agent,
+                                        concurrency=concurrency, pipeline=FilterPipeline([RewardFilter(1.0)]),
+                                        progress=False)
+            elapsed, cpu = time.perf_counter() - start, write_started[0] - cpu
+    finally:
+        collect_module.write_split = write
     if outcome.errors or len(outcome.records) != outcome.episodes:
         raise SystemExit(f"benchmark run had errors: {list(outcome.errors.values())[:1]}")
     calls = sum(r["agent"]["usage"]["calls"] for r in outcome.records)
     if calls != TURNS * outcome.episodes:
         raise SystemExit(f"expected {TURNS} calls per episode, got {calls / outcome.episodes}")
-    return outcome.seconds, elapsed, outcome.episodes
+    return outcome.seconds, elapsed, outcome.episodes, cpu
 
 
 def main() -> None:
@@ -75,15 +87,20 @@ def main() -> None:
     proc, url = start_stub(args.latency)
     try:
         print(f"server latency {args.latency}s, {TURNS} model calls per episode, build_split in process")
-        print("eps/s: episodes per second while collecting; total s adds the final dataset write")
-        print(f"{'concurrency':>11} {'episodes':>8} {'seconds':>8} {'total s':>8} {'eps/s':>8} {'ideal':>8} {'ratio':>6}")
+        print("eps/s: episodes per second while collecting; total s adds the final dataset write; cpu ms/ep: this "
+              "process's CPU per episode while collecting (the server's not included)")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(f"{'concurrency':>11} {'episodes':>8} {'seconds':>8} {'total s':>8} {'eps/s':>8} {'ideal':>8} {'ratio':>6} "
+              f"{'cpu ms/ep':>9}")
         for c in args.concurrency:
             ideal = c / (args.latency * TURNS)
             n = max(c, round(ideal * args.seconds))
             with tempfile.TemporaryDirectory() as tmp:
-                seconds, total, episodes = asyncio.run(run(url, task_file(n, Path(tmp)), Path(tmp) / "out", c))
+                seconds, total, episodes, cpu = asyncio.run(run(url, task_file(n, Path(tmp)), Path(tmp) / "out", c))
             rate = episodes / seconds
-            print(f"{c:>11} {episodes:>8} {seconds:>8.2f} {total:>8.2f} {rate:>8.2f} {ideal:>8.2f} {rate / ideal:>6.2f}")
+            print(f"{c:>11} {episodes:>8} {seconds:>8.2f} {total:>8.2f} {rate:>8.2f} {ideal:>8.2f} {rate / ideal:>6.2f} "
+                  f"{cpu / episodes * 1000:>9.2f}")
+        print(f"load average {os.getloadavg()[0]:.1f}")
     finally:
         proc.terminate()
         proc.wait()

@@ -6,7 +6,8 @@ a prefix), makes ``--attempts`` episodes of each (distinct sampling seeds) and
 keys each episode ``{task_id}#{attempt}`` in the build's journal; skips
 episodes the journal already holds; runs the rest ``concurrency`` at a time;
 journals each outcome as it lands; then filters every finished record and
-writes the split with ``datasetdir.release.write_split``. Killing it at any
+writes the split with ``datasetdir.release.write_split``, the records streamed
+back from the journals (no step holds a split's records: ``EpisodeRecords``). Killing it at any
 moment and running the same command again gives exactly the same record set.
 
 A split may hold several builds (``--name``: other task sources, policies or
@@ -29,9 +30,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,14 +42,14 @@ from typing import Any
 from tqdm import tqdm
 
 from agentinstruct.builders.base import Builder, NoReferenceSolution, Task
-from agentinstruct.collection.executors import Executor, LocalExecutor
+from agentinstruct.collection.executors import LOST_RETRIES, Executor, LocalExecutor, WorkerLost
 from agentinstruct.builders.options import option_values
 from agentinstruct.collection.agent import AgentClient, AgentRejected, AgentUnavailable
 from agentinstruct.collection.buildfile import build_file_path, build_file_text
-from agentinstruct.collection.journal import MAIN, Journal, build_names, journal_records
+from agentinstruct.collection.journal import MAIN, Finished, Journal, build_names, journal_records, read_episodes
 from agentinstruct.datasetdir.fileutil import atomic_write_text
 from agentinstruct.datasetdir.layout import REPORTS
-from agentinstruct.datasetdir.release import write_split
+from agentinstruct.datasetdir.release import RecordStream, write_split
 from agentinstruct.filters.base import FilterPipeline
 
 log = logging.getLogger(__name__)
@@ -118,12 +120,74 @@ def select(tasks: list[Task], *, seed: int | None = None, limit: int | None = No
             for n, task in enumerate(order[:limit]) for a in range(attempts)]
 
 
+class EpisodeRecords:
+    """The records of some finished episodes of a build, in episode order, read back from its journal each time
+    they are iterated: a run's ``Outcome`` holds where they lie and what they count, never the records, so its
+    memory does not grow with the build. ``len`` is the number of records; ``episodes`` gives them per episode.
+
+    ``decisions`` are filter decisions that replace journaled ones (a resumed build's filters, applied again to the
+    records an earlier run journaled), by (episode key, record index). The journal file is held open, so the
+    records stay readable after it is removed (``agentinstruct eval`` without ``--out`` journals in a scratch dir).
+    """
+
+    def __init__(self, path: Path, entries: list[tuple[str, Finished]],
+                 decisions: dict[tuple[str, int], dict[str, Any]] | None = None):
+        self.path = path
+        self._file = Path(path).open("rb")  # closed when the outcome is dropped
+        self._entries = entries
+        self._decisions = decisions or {}
+
+    def __len__(self) -> int:
+        return sum(len(entry.kept) for _, entry in self._entries)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for records in self.episodes:
+            yield from records
+
+    @property
+    def episodes(self) -> "_PerEpisode":
+        """The records episode by episode (a query split's episode has one record per question)."""
+        return _PerEpisode(self)
+
+    def _read(self) -> Iterator[list[dict[str, Any]]]:
+        for key, entry in self._entries:
+            # pread: iterations in progress at once do not share a file position.
+            records = json.loads(os.pread(self._file.fileno(), entry.size, entry.offset))["records"]
+            for i, record in enumerate(records):
+                if (key, i) in self._decisions:
+                    record["filter"] = self._decisions[key, i]
+            yield records
+
+    def facts(self) -> Iterator[tuple[bool, bool]]:
+        """(kept, success) of each record, without reading the records."""
+        for key, entry in self._entries:
+            for i, (kept, success) in enumerate(zip(entry.kept, entry.success)):
+                decision = self._decisions.get((key, i))
+                yield (bool(decision["kept"]) if decision else kept), success
+
+
+class _PerEpisode:
+    def __init__(self, records: EpisodeRecords):
+        self._records = records
+
+    def __len__(self) -> int:
+        return len(self._records._entries)
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        return self._records._read()
+
+
 @dataclass
 class Outcome:
-    """What a collection run ended with, over the selected episodes (resumed ones included)."""
+    """What a collection run ended with, over the selected episodes (resumed ones included).
+
+    ``records`` is an ``EpisodeRecords``: iterating it reads the records back from the build's journal, one episode
+    at a time, so an outcome stays small however many episodes the build has (``len``, ``kept`` and ``failed``
+    read nothing).
+    """
 
     episodes: int
-    records: list[dict[str, Any]]
+    records: EpisodeRecords
     errors: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     """Episodes whose task has no reference solution, by id, with the reason (this run's and the journal's)."""
@@ -131,29 +195,34 @@ class Outcome:
     """Episodes the journal already held (finished or skipped), so this run did not run them."""
     seconds: float = 0.0
     """Wall time of this run's episodes (the dataset write not included)."""
-    per_episode: list[list[dict[str, Any]]] = field(default_factory=list)
-    """``records`` by finished episode, in episode order (a query split's episode has one record per question)."""
+
+    @property
+    def per_episode(self) -> _PerEpisode:
+        """``records`` by finished episode, in episode order (a query split's episode has one record per question)."""
+        return self.records.episodes
 
     @property
     def failed(self) -> int:
         """Scored episodes the environment judged unsolved."""
-        return sum(1 for r in self.records if not r["success"])
+        return sum(1 for _, success in self.records.facts() if not success)
 
     @property
     def kept(self) -> int:
         """Records the filters kept."""
-        return sum(1 for r in self.records if r["filter"]["kept"])
+        return sum(1 for kept, _ in self.records.facts() if kept)
 
 
 class _Progress:
     """The progress bar: episodes done, records kept, failed, episodes errored, skipped, model retries; tqdm adds
     rate and ETA."""
 
-    def __init__(self, split: str, total: int, done: int, records: list[dict[str, Any]], skipped: int,
+    def __init__(self, split: str, total: int, done: int, facts: Iterable[tuple[bool, bool]], skipped: int,
                  agent: AgentClient | None, show: bool):
         self.agent = agent
-        self.kept = sum(1 for r in records if r["filter"]["kept"])
-        self.failed = sum(1 for r in records if not r["success"])
+        self.kept = self.failed = 0
+        for kept, success in facts:
+            self.kept += kept
+            self.failed += not success
         self.errored = 0
         self.skipped = skipped
         self.bar = tqdm(total=total, initial=done + skipped, desc=split, unit="ep", disable=not show,
@@ -208,23 +277,27 @@ async def run_episodes(
     """Run the episodes the journal does not hold yet, ``concurrency`` at a time on ``executor`` (default: this
     process), journaling each outcome as it lands; ``decide`` turns a scored record into what is journaled (the
     filters' decision, or the record as is); ``build`` (the build's ``name`` and ``tasks`` source) goes into each
-    record's ``build`` with its attempt and episode key."""
+    record's ``build`` with its attempt and episode key. An episode the executor lost with its Ray node
+    (``WorkerLost``) is journaled as errored and run again at once, up to ``LOST_RETRIES`` times."""
     if concurrency < 1:
         raise ValueError(f"--concurrency must be >= 1, got {concurrency}")
     executor = executor or LocalExecutor()
     # Environments run in worker threads; the default pool (cpu + 4 threads) would cap concurrency on small machines.
     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(concurrency + 4, thread_name_prefix="env"))
-    resumed = [decide(r) for ep in episodes for r in journal.finished.get(ep.key, [])]
-    resumed_episodes = sum(1 for ep in episodes if ep.key in journal.finished)
+    resumed = [(ep.key, journal.finished[ep.key]) for ep in episodes if ep.key in journal.finished]
+    decisions = _decided_again(journal.path, resumed, decide)
     resumed_skips = sum(1 for ep in episodes if ep.key in journal.skipped)
     todo = [ep for ep in episodes if ep.key not in journal.finished and ep.key not in journal.skipped]
-    bar = _Progress(builder.split, len(episodes), resumed_episodes, resumed, resumed_skips, agent, progress)
+    bar = _Progress(builder.split, len(episodes), len(resumed), EpisodeRecords(journal.path, resumed, decisions).facts(),
+                    resumed_skips, agent, progress)
     sem = asyncio.Semaphore(concurrency)
+    commits = _GroupCommit(journal)
     errors: dict[str, str] = {}
     env_error_logged = False
 
-    async def one(ep: Episode) -> None:
+    async def one(ep: Episode, lost: int = 0) -> None:
         nonlocal env_error_logged
+        again = False
         async with sem:
             who = agent.reseeded(ep.seed) if agent is not None and ep.seed is not None else agent
             try:
@@ -233,6 +306,9 @@ async def run_episodes(
                 raise
             except AgentUnavailable as exc:
                 errors[ep.key] = str(exc)
+            except WorkerLost as exc:  # its Ray node died: errored, and run again now on a live node
+                errors[ep.key] = str(exc)
+                again = lost < LOST_RETRIES
             except NoReferenceSolution as exc:  # a property of the task: counted, and not run again on resume
                 await asyncio.to_thread(journal.skip, ep.key, str(exc))
                 bar.skipped_one()
@@ -244,12 +320,14 @@ async def run_episodes(
                     log.error("%s", errors[ep.key], exc_info=True)
             else:
                 decided = [decide(r) for r in _provenance(records, build, ep)]
-                # The fsync runs in a worker thread so the event loop keeps serving other episodes meanwhile.
-                await asyncio.to_thread(journal.finish, ep.key, ep.n, decided)
+                await commits.finish(ep.key, ep.n, decided)
                 bar.finished(decided)
                 return
             await asyncio.to_thread(journal.error, ep.key, errors[ep.key])
             bar.errored_one()
+        if again:  # outside the semaphore, which the retry takes again
+            del errors[ep.key]
+            await one(ep, lost + 1)
 
     started = time.perf_counter()
     jobs: list[asyncio.Future[None]] = []
@@ -266,11 +344,62 @@ async def run_episodes(
         raise
     finally:
         bar.close()
-    per_episode = [journal.finished[ep.key] for ep in episodes if ep.key in journal.finished]
+    finished = [(ep.key, journal.finished[ep.key]) for ep in episodes if ep.key in journal.finished]
     skipped = {ep.key: journal.skipped[ep.key] for ep in episodes if ep.key in journal.skipped}
-    return Outcome(len(episodes), [r for records in per_episode for r in records], errors, skipped,
-                   resumed=resumed_episodes + resumed_skips, seconds=time.perf_counter() - started,
-                   per_episode=per_episode)
+    return Outcome(len(episodes), EpisodeRecords(journal.path, finished, decisions), errors, skipped,
+                   resumed=len(resumed) + resumed_skips, seconds=time.perf_counter() - started)
+
+
+class _GroupCommit:
+    """Finished episodes that land while the journal is writing are written together, with one write and one fsync
+    in a worker thread; each waits until its line is durable. A thread and a fsync per episode (6 ms apiece on a
+    virtual disk, and a file's fsyncs run one at a time) would cap a build near 160 episodes per second, below what
+    256 episodes in flight against a fast server finish."""
+
+    def __init__(self, journal: Journal):
+        self.journal = journal
+        self._pending: list[tuple[str, int, list[dict[str, Any]], asyncio.Future[None]]] = []
+        self._writer: asyncio.Future[None] | None = None
+
+    async def finish(self, key: str, n: int, records: list[dict[str, Any]]) -> None:
+        """Journal a finished episode; returns once it is durable."""
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((key, n, records, done))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write())
+        await asyncio.shield(done)  # a cancelled episode leaves the batch it is in to be written for the others
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await asyncio.to_thread(self.journal.finish_all, [(key, n, records) for key, n, records, _ in batch])
+            except asyncio.CancelledError:
+                for *_, done in batch + self._pending:
+                    done.cancel()
+                raise
+            except Exception as exc:  # a failed write (disk full) fails its episodes; the next batch tries again
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for *_, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+
+def _decided_again(path: Path, resumed: list[tuple[str, Finished]],
+                   decide: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """``decide`` (this run's filters) applied again to the records earlier runs journaled, streamed from the
+    journal: the decisions that differ from the journaled ones, by (episode key, record index)."""
+    changed = {}
+    for (key, _), records in zip(resumed, read_episodes(path, [entry for _, entry in resumed])):
+        for i, record in enumerate(records):
+            before = record.get("filter")
+            after = decide(record)["filter"]
+            if after != before:
+                changed[key, i] = after
+    return changed
 
 
 def record_skipped(out: Path, split: str, skipped: list[dict[str, str]], build: str = MAIN) -> Path:
@@ -327,19 +456,20 @@ def params(builder: Builder, tasks: list[Task], policy: str, agent: AgentClient 
     }
 
 
-def numbered(split: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def numbered(split: str, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """``records`` with THUDM's ids, ``{split}_{n}`` from 0 in the order given (the journals keep their own keys).
 
     Example:
         >>> [r["id"] for r in numbered("os", [{"id": "os_4.0"}, {"id": "os_9"}])]
         ['os_0', 'os_1']
     """
-    return [{**r, "id": f"{split}_{n}"} for n, r in enumerate(records)]
+    return ({**r, "id": f"{split}_{n}"} for n, r in enumerate(records))
 
 
-def split_records(out: Path, split: str, current: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every record split ``split`` of ``out`` holds: each build's in the order the builds were first started,
-    ``records`` (this run's selection) for build ``current`` and every finished episode's for the others, numbered.
+def split_records(out: Path, split: str, current: str, records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Every record split ``split`` of ``out`` holds, streamed: each build's in the order the builds were first
+    started, ``records`` (this run's selection) for build ``current`` and every finished episode's for the others
+    (read from their journals in episode order), numbered.
 
     Example:
         >>> with Journal.open(Path("out"), "db", {"split": "db"}, build="bird") as j:
@@ -348,11 +478,14 @@ def split_records(out: Path, split: str, current: str, records: list[dict[str, A
         [('db_0', 'q7'), ('db_1', 's1')]
     """
     names = build_names(out, split)
-    ordered = [r for name in names
-               for r in (records if name == current else journal_records(out, split, name))]
-    if current not in names:
-        ordered += records
-    return numbered(split, ordered)
+
+    def ordered() -> Iterator[dict[str, Any]]:
+        for name in names:
+            yield from records if name == current else journal_records(out, split, name)
+        if current not in names:
+            yield from records
+
+    return numbered(split, ordered())
 
 
 def _write_build_files(out: Path, split: str) -> None:
@@ -415,7 +548,8 @@ async def build_split(
     task_ids = {ep.key: ep.task.task_id for ep in episodes}
     record_skipped(out, builder.split, [{"id": key, "task_id": task_ids[key], "reason": reason}
                                         for key, reason in outcome.skipped.items()], build=name)
-    records = split_records(out, builder.split, name, outcome.records)
-    if records:
+    # Streamed from the journals twice (checked, then written), so the write holds one row group, not the split.
+    records = RecordStream(lambda: split_records(out, builder.split, name, outcome.records))
+    if next(iter(records), None) is not None:
         write_split(out, builder.split, records)
     return outcome

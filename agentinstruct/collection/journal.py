@@ -20,6 +20,11 @@ skips every finished key. Errored episodes are run again on resume; skipped
 ones (the task has no reference solution, ``NoReferenceSolution``) are not,
 since the same task would be skipped again. An exclusive lock keeps two
 builds from appending to one journal.
+
+An open journal holds no records: for each finished episode it keeps where its
+line lies and the few facts a run counts (``Finished``), and the records are
+read back from the file, in episode order, when the split is written
+(``journal_records``), so a build's memory does not grow with its size.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +43,45 @@ JOURNAL_DIR = ".journal"
 FORMAT = 2
 MAIN = "main"
 """The name of a split's build when it is not given one (``--name``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A finished episode as an open journal keeps it: its place ``n`` in the build, where its line lies in the
+    file, and each record's filter decision and success, for the progress bar and the run's counts."""
+
+    n: int
+    offset: int
+    size: int
+    kept: tuple[bool, ...]
+    success: tuple[bool, ...]
+
+    @classmethod
+    def of(cls, n: int, offset: int, size: int, records: list[dict[str, Any]]) -> "Finished":
+        """The entry for ``records``, journaled in ``size`` bytes at ``offset``.
+
+        Example:
+            >>> Finished.of(3, 120, 40, [{"filter": {"kept": True}, "success": True}, {"id": "bare"}])
+            Finished(n=3, offset=120, size=40, kept=(True, False), success=(True, False))
+        """
+        return cls(n, offset, size, tuple(bool((r.get("filter") or {}).get("kept")) for r in records),
+                   tuple(bool(r.get("success")) for r in records))
+
+
+def read_episodes(path: Path, entries: Iterable[Finished]) -> Iterator[list[dict[str, Any]]]:
+    """The records of each entry of the journal at ``path``, in the order given, read from the file one line at a
+    time.
+
+    Example:
+        >>> with Journal.open(Path("eps"), "os", {"split": "os"}) as j:
+        ...     j.finish("a#0", 0, [{"id": "os_0"}])
+        >>> [[r["id"] for r in records] for records in read_episodes(j.path, j.finished.values())]
+        [['os_0']]
+    """
+    with Path(path).open("rb") as f:
+        for entry in entries:
+            f.seek(entry.offset)
+            yield json.loads(f.read(entry.size))["records"]
 
 
 class JournalMismatch(ValueError):
@@ -98,17 +144,17 @@ class Journal:
         agentinstruct.collection.journal.JournalMismatch: out/.journal/os/main.jsonl belongs to a build with other parameters (seed: 1 then, 2 now). ...
     """
 
-    def __init__(self, path: Path, fd: int, finished: dict[str, list[dict[str, Any]]], order: dict[str, int],
-                 errored: dict[str, str], skipped: dict[str, str], header: dict[str, Any]):
+    def __init__(self, path: Path, fd: int, size: int, finished: dict[str, Finished], errored: dict[str, str],
+                 skipped: dict[str, str], header: dict[str, Any]):
         self.path = path
         self._fd = fd
+        self._size = size  # bytes of complete lines: where the next line starts
         self._write_lock = threading.Lock()
         self.header = header
         """The header line: ``params``, ``config`` (the resolved build settings) and when the build ``started``."""
         self.finished = finished
-        """Records of finished episodes by key, in journal order (one per episode, or one per question)."""
-        self.order = order
-        """Each finished episode's place ``n`` in its build: records are written in this order."""
+        """Each finished episode by key, in journal order: where its records lie and what they count (the records
+        themselves, one per episode or one per question, stay in the file: ``records``)."""
         self.errored = errored
         """Last error of each episode that errored and has not finished since."""
         self.skipped = skipped
@@ -137,26 +183,31 @@ class Journal:
             os.close(fd)
             raise ValueError(f"{path}: another build is writing this journal; wait for it or use another --out") from None
         try:
-            entries = _read(path, fd)
-            if not entries:
+            lines = _read(path, fd)
+            first = next(lines, None)
+            if first is None:
                 os.ftruncate(fd, 0)
                 header = {"kind": "header", "journal": FORMAT, "params": params, "started": time.time_ns()}
                 if config is not None:
                     header["config"] = json.loads(json.dumps(config))
-                _write(fd, _line(header))
+                data = _line(header)
+                _write(fd, data)
                 os.fsync(fd)
                 _fsync_dir(path.parent)
-                return cls(path, fd, {}, {}, {}, {}, header)
-            _check_header(path, entries[0], params)
-            finished: dict[str, list[dict[str, Any]]] = {}
-            order: dict[str, int] = {}
+                return cls(path, fd, len(data), {}, {}, {}, header)
+            header = first[3]
+            _check_header(path, header, params)
+            finished: dict[str, Finished] = {}
             errored: dict[str, str] = {}
             skipped: dict[str, str] = {}
-            for n, entry in enumerate(entries[1:], start=2):
+            size = first[2]
+            # One line at a time: only keys, places and counts stay, never the records.
+            for n, offset, length, entry in lines:
+                size = offset + length
                 kind, eid = entry.get("kind"), entry.get("id")
                 if kind == "finished" and isinstance(entry.get("records"), list):
                     if eid not in finished:
-                        finished[eid], order[eid] = entry["records"], int(entry.get("n", 0))
+                        finished[eid] = Finished.of(int(entry.get("n", 0)), offset, length, entry["records"])
                     errored.pop(eid, None)
                 elif kind == "errored":
                     if eid not in finished:
@@ -166,7 +217,7 @@ class Journal:
                     errored.pop(eid, None)
                 else:
                     raise ValueError(f"{path}:{n}: not a journal entry (kind {kind!r})")
-            return cls(path, fd, finished, order, errored, skipped, entries[0])
+            return cls(path, fd, size, finished, errored, skipped, header)
         except BaseException:
             os.close(fd)
             raise
@@ -187,12 +238,43 @@ class Journal:
                 return {}
         return header if isinstance(header, dict) and header.get("kind") == "header" else {}
 
+    @property
+    def order(self) -> dict[str, int]:
+        """Each finished episode's place ``n`` in its build: records are written in this order."""
+        return {key: entry.n for key, entry in self.finished.items()}
+
+    def records(self, key: str) -> list[dict[str, Any]]:
+        """The records of finished episode ``key``, read back from the file.
+
+        Example:
+            >>> with Journal.open(Path("one"), "os", {"split": "os"}) as j:
+            ...     j.finish("a#0", 0, [{"id": "os_0"}])
+            ...     j.records("a#0")
+            [{'id': 'os_0'}]
+        """
+        return next(read_episodes(self.path, [self.finished[key]]))
+
     def finish(self, key: str, n: int, records: list[dict[str, Any]]) -> None:
         """Journal a finished episode, the ``n``-th of its build, and its records (durable when this returns). Safe
         to call from worker threads."""
-        self._append({"kind": "finished", "id": key, "n": n, "records": records})
-        self.finished[key], self.order[key] = records, n
-        self.errored.pop(key, None)
+        self.finish_all([(key, n, records)])
+
+    def finish_all(self, episodes: list[tuple[str, int, list[dict[str, Any]]]]) -> None:
+        """Journal several finished episodes, each (key, n, records), with one write and one fsync (durable when
+        this returns): the collector's group commit. Safe to call from worker threads.
+
+        Example:
+            >>> with Journal.open(Path("many"), "os", {"split": "os"}) as j:
+            ...     j.finish_all([("a#0", 0, [{"id": "os_0"}]), ("b#0", 1, [{"id": "os_1"}])])
+            ...     j.records("b#0")
+            [{'id': 'os_1'}]
+        """
+        lines = [_line({"kind": "finished", "id": key, "n": n, "records": records}) for key, n, records in episodes]
+        offset = self._append_lines(lines)
+        for (key, n, records), data in zip(episodes, lines):
+            self.finished[key] = Finished.of(n, offset, len(data), records)
+            self.errored.pop(key, None)
+            offset += len(data)
 
     def error(self, key: str, message: str) -> None:
         """Journal an errored episode; it runs again on resume. Safe to call from worker threads."""
@@ -207,10 +289,17 @@ class Journal:
         self.errored.pop(key, None)
 
     def _append(self, entry: dict[str, Any]) -> None:
-        data = _line(entry)
-        with self._write_lock:  # one line at a time; the fsync that follows may cover several
+        self._append_lines([_line(entry)])
+
+    def _append_lines(self, lines: list[bytes]) -> int:
+        """Write whole lines with one write and fsync them; where the first one starts."""
+        data = b"".join(lines)
+        with self._write_lock:  # one write at a time; the fsync that follows may cover several
+            offset = self._size
             _write(self._fd, data)
+            self._size += len(data)
         os.fsync(self._fd)
+        return offset
 
     def close(self) -> None:
         """Release the lock and the file."""
@@ -225,9 +314,9 @@ class Journal:
         self.close()
 
 
-def journal_records(out: Path, split: str, build: str = MAIN) -> list[dict[str, Any]]:
-    """The records of every finished episode of a journal, in episode order, read without taking its lock (the
-    build may be running); a torn last line is ignored, not cut.
+def journal_records(out: Path, split: str, build: str = MAIN) -> Iterator[dict[str, Any]]:
+    """The records of every finished episode of a journal, in episode order, streamed from the file (read without
+    taking its lock: the build may be running); a torn last line is ignored, not cut.
 
     Example:
         >>> with Journal.open(Path("read"), "os", {"split": "os"}) as j:
@@ -236,15 +325,35 @@ def journal_records(out: Path, split: str, build: str = MAIN) -> list[dict[str, 
         ['os_0', 'os_1']
     """
     path = journal_path(out, split, build)
-    finished: dict[str, tuple[int, list[dict[str, Any]]]] = {}
-    for raw in path.read_bytes().split(b"\n")[1:]:
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue  # the torn tail of a build in flight, or a garbled last line its next open cuts off
-        if isinstance(entry, dict) and entry.get("kind") == "finished" and isinstance(entry.get("records"), list):
-            finished.setdefault(entry["id"], (int(entry.get("n", 0)), entry["records"]))
-    return [r for _, records in sorted(finished.values(), key=lambda e: e[0]) for r in records]
+    entries = sorted(finished_entries(path).values(), key=lambda e: e.n)
+    for records in read_episodes(path, entries):
+        yield from records
+
+
+def finished_entries(path: Path) -> dict[str, Finished]:
+    """Each finished episode of the journal at ``path`` by key, read one line at a time without its lock; lines
+    that do not parse (the torn tail of a build in flight) are passed over.
+
+    Example:
+        >>> with Journal.open(Path("scan"), "os", {"split": "os"}) as j:
+        ...     j.finish("a#0", 0, [{"id": "os_0", "success": True}])
+        >>> finished_entries(j.path)["a#0"].success
+        (True,)
+    """
+    finished: dict[str, Finished] = {}
+    with Path(path).open("rb") as f:
+        f.readline()  # the header
+        offset = f.tell()
+        for raw in f:
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                entry = None
+            if (isinstance(entry, dict) and entry.get("kind") == "finished" and isinstance(entry.get("records"), list)
+                    and entry["id"] not in finished):
+                finished[entry["id"]] = Finished.of(int(entry.get("n", 0)), offset, len(raw), entry["records"])
+            offset += len(raw)
+    return finished
 
 
 def _line(entry: dict[str, Any]) -> bytes:
@@ -257,28 +366,28 @@ def _write(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _read(path: Path, fd: int) -> list[dict[str, Any]]:
-    """Parse every complete line; cut off a torn tail so the next append starts on a fresh line."""
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    tail = lines.pop()  # bytes after the last newline: empty, or a line cut short by a crash
-    entries: list[dict[str, Any]] = []
+def _read(path: Path, fd: int) -> Iterator[tuple[int, int, int, dict[str, Any]]]:
+    """Each complete, parseable line as (line number, offset, length, entry), read one at a time; once read to the
+    end, a torn tail is cut off so the next append starts on a fresh line."""
     good = 0  # bytes of the file that hold complete, parseable lines
-    for n, raw in enumerate(lines, start=1):
-        try:
-            entry = json.loads(raw)
-            if not isinstance(entry, dict):
-                raise ValueError("not an object")
-        except ValueError as exc:
-            if n == len(lines) and not tail:
-                break  # the last line was written whole but garbled by the crash: drop it like a torn one
-            raise ValueError(f"{path}:{n}: corrupt journal line ({exc}); move the journal away to start over") from None
-        entries.append(entry)
-        good += len(raw) + 1
-    if good != len(data):
+    with path.open("rb") as f:
+        for n, raw in enumerate(f, start=1):
+            if not raw.endswith(b"\n"):
+                break  # bytes after the last newline: a line cut short by a crash
+            try:
+                entry = json.loads(raw)
+                if not isinstance(entry, dict):
+                    raise ValueError("not an object")
+            except ValueError as exc:
+                if not f.read(1):
+                    break  # the last line was written whole but garbled by the crash: drop it like a torn one
+                raise ValueError(f"{path}:{n}: corrupt journal line ({exc}); move the journal away to start over") from None
+            yield n, good, len(raw), entry
+            good += len(raw)
+        size = f.seek(0, os.SEEK_END)
+    if good != size:
         os.ftruncate(fd, good)
         os.fsync(fd)
-    return entries
 
 
 def _check_header(path: Path, header: dict[str, Any], params: dict[str, Any]) -> None:

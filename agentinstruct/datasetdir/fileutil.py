@@ -26,19 +26,38 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     Example:
         >>> atomic_write(Path("/tmp/x.txt"), lambda p: p.write_text("hi"))
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = staging_file(path)
     try:
-        # mkstemp makes the file 0600; a dataset dir is shared and served, so give it the usual umask-based mode.
-        os.chmod(tmp, 0o666 & ~_UMASK)
         write(tmp)
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
+        fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def staging_file(path: Path) -> Path:
+    """A new, empty, hidden temp file beside ``path``, with the mode a plain write would give it: where a write
+    that takes many steps (a data file streamed row group by row group) goes before ``os.replace`` puts it at
+    ``path``.
+
+    Example:
+        >>> tmp = staging_file(Path("/tmp/x.txt"))
+        >>> tmp.name.startswith(".x.txt."), tmp.stat().st_size
+        (True, 0)
+        >>> tmp.unlink()
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    # mkstemp makes the file 0600; a dataset dir is shared and served, so give it the usual umask-based mode.
+    os.chmod(tmp_name, 0o666 & ~_UMASK)
+    return Path(tmp_name)
+
+
+def fsync_file(path: Path) -> None:
+    """Flush a written file's bytes to disk, so a rename that follows never exposes a file a crash could empty."""
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -22,6 +22,7 @@ point that the next write or ``agentinstruct card`` picks up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agentinstruct import __version__
-from agentinstruct.datasetdir.fileutil import atomic_write, sha256_file
+from agentinstruct.datasetdir.fileutil import atomic_write, fsync_file, sha256_file, staging_file
 from agentinstruct.records.schema import features, schema_version
 from agentinstruct.schemas import SCHEMA_FILE, SPLITS
 
@@ -122,11 +123,83 @@ def write_parquet_by_hash(folder: Path, stem: str, table: pa.Table) -> tuple[Pat
     return final, digest
 
 
-def write_data_file(root: Path, config: str, split: str, records: list[dict[str, Any]]) -> DataFile:
-    """Write one config/split's records as a content-addressed Parquet file of the dir; its ``DataFile``."""
-    table = pa.Table.from_pylist(records, schema=arrow_schema())
-    final, digest = write_parquet_by_hash(root / "data" / config, split, table)
-    return DataFile(config, split, final.relative_to(root).as_posix(), len(records), digest, final.stat().st_size)
+ROW_GROUP_ROWS = 1000
+"""Rows per Parquet row group. A data file is written one row group at a time, so a write holds this many
+records, never the split (about 3 MB of records at AgentInstruct's 2-4 KB each); 1,000 is also the row group the
+``datasets`` library writes itself (``datasets.config.DEFAULT_MAX_BATCH_SIZE``), so readers that page through
+rows (the Hub's dataset viewer, ``load_dataset`` streaming) read small groups. A file of up to this many rows is
+one row group, byte for byte the file ``pq.write_table`` gives."""
+
+
+class DataFileWriter:
+    """One config/split's data file, written as records stream by: buffered ``ROW_GROUP_ROWS`` at a time into a
+    hidden staging file, then named by its content hash (``close``) or removed (``discard``).
+
+    Example:
+        >>> writer = DataFileWriter(Path("out"), "all", "os")
+        >>> writer.close().rows
+        0
+    """
+
+    def __init__(self, root: Path, config: str, split: str):
+        self.root, self.config, self.split = Path(root), config, split
+        self.rows = 0
+        self._folder = self.root / "data" / config
+        self._tmp = staging_file(self._folder / f"{split}.parquet")
+        self._buffer: list[dict[str, Any]] = []
+        # The datasets features ride in the Arrow schema's metadata, so load_dataset gives the same rows and types.
+        self._writer = pq.ParquetWriter(self._tmp, arrow_schema(), compression="zstd")
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Append one record; a full row group goes to disk."""
+        self._buffer.append(record)
+        if len(self._buffer) == ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=arrow_schema()))
+        self.rows += len(self._buffer)
+        self._buffer = []
+
+    def close(self) -> DataFile:
+        """Finish the file, fsync it and rename it to ``data/{config}/{split}-{sha256[:12]}.parquet``."""
+        try:
+            if self._buffer or not self.rows:  # an empty file holds one empty row group, as pq.write_table writes it
+                self._flush()
+            self._writer.close()
+            fsync_file(self._tmp)
+            digest = sha256_file(self._tmp)
+            final = self._folder / f"{self.split}-{digest[:12]}.parquet"
+            self._tmp.replace(final)
+        except BaseException:
+            self.discard()
+            raise
+        return DataFile(self.config, self.split, final.relative_to(self.root).as_posix(), self.rows, digest,
+                        final.stat().st_size)
+
+    def discard(self) -> None:
+        """Drop the file: nothing of it stays in the dir."""
+        with contextlib.suppress(Exception):  # a writer already closed (or broken) has nothing left to flush
+            self._writer.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def write_data_file(root: Path, config: str, split: str, records: Iterable[dict[str, Any]]) -> DataFile:
+    """Write one config/split's records as a content-addressed Parquet file of the dir, row group by row group;
+    its ``DataFile``.
+
+    Example:
+        >>> write_data_file(Path("out"), "all", "os", []).rows
+        0
+    """
+    writer = DataFileWriter(root, config, split)
+    try:
+        for record in records:
+            writer.add(record)
+    except BaseException:
+        writer.discard()
+        raise
+    return writer.close()
 
 
 def read_manifest(root: Path) -> dict[str, Any] | None:
@@ -220,4 +293,5 @@ def iter_records(root: Path, config: str = "default", split: str | None = None) 
         raise ValueError(f"unknown config {config!r}; expected one of {', '.join(CONFIGS)}")
     for f in data_files(Path(root)):
         if f.config == config and (split is None or f.split == split):
-            yield from pq.read_table(Path(root) / f.path).to_pylist()
+            for batch in pq.ParquetFile(Path(root) / f.path).iter_batches(batch_size=ROW_GROUP_ROWS):
+                yield from batch.to_pylist()

@@ -10,7 +10,7 @@ The order is what makes a crash harmless: see ``agentinstruct.datasetdir.layout`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from agentinstruct.datasetdir import card
 from agentinstruct.datasetdir.fileutil import atomic_write_text, sha256_file
-from agentinstruct.datasetdir.layout import (CARD, CONFIGS, MANIFEST, PLOTS, DataFile, data_files, manifest_for,
-                                             manifest_text, ordered, read_manifest, side_assets, write_data_file)
+from agentinstruct.datasetdir.layout import (CARD, CONFIGS, MANIFEST, PLOTS, DataFile, DataFileWriter, data_files,
+                                             manifest_for, manifest_text, ordered, read_manifest, side_assets)
 from agentinstruct.datasetdir.plots import write_plots
 from agentinstruct.datasetdir.stats import split_stats
 from agentinstruct.records.validation import InvalidRecords, check_records
@@ -107,23 +107,53 @@ def write_splits(root: Path, splits: Mapping[str, Iterable[dict[str, Any]]]) -> 
         ...
     """
     root = Path(root)
-    batches = {split: list(records) for split, records in splits.items()}
-    for split in batches:
+    for split in splits:
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    # Records are read twice, checked in a first pass and written in a second, so that nothing is written when any
+    # is bad without holding them: a list or a ``RecordStream`` reads again, a one-shot iterator is kept in memory.
+    batches = {split: list(records) if isinstance(records, Iterator) else records for split, records in splits.items()}
     for split, records in batches.items():
         report = check_records(records, source=f"{split} records", split=split)
         if not report.ok:
             raise InvalidRecords(report)
-    new = [
-        data_file
-        for split, records in batches.items()
-        for data_file in (write_data_file(root, "all", split, records),
-                          write_data_file(root, "default", split, [r for r in records if r["filter"]["kept"]]))
-    ]
+    # A write that fails half way may leave whole data files no manifest names (one may be a file the manifest
+    # does name, with equal content): the next commit deletes what nothing references.
+    new = [data_file for split, records in batches.items() for data_file in _write_split_files(root, split, records)]
     others = [f for f in data_files(root) if f.split not in batches]
     commit(root, ordered(others + new))
     return new
+
+
+def _write_split_files(root: Path, split: str, records: Iterable[dict[str, Any]]) -> list[DataFile]:
+    """One pass over a split's records writes both its ``all`` file and its ``default`` file (the kept ones)."""
+    writers = [DataFileWriter(root, "all", split), DataFileWriter(root, "default", split)]
+    try:
+        for record in records:
+            writers[0].add(record)
+            if record["filter"]["kept"]:
+                writers[1].add(record)
+        return [writers[0].close(), writers[1].close()]
+    finally:
+        for writer in writers:  # a staging file left by a failure (a closed writer has none)
+            writer.discard()
+
+
+class RecordStream:
+    """Records that can be read more than once, each time afresh from where they live (a build's journals): what
+    ``write_splits`` checks, then writes, without holding them.
+
+    Example:
+        >>> stream = RecordStream(lambda: iter([{"id": "os_0"}]))
+        >>> [r["id"] for r in stream], [r["id"] for r in stream]
+        (['os_0'], ['os_0'])
+    """
+
+    def __init__(self, read: Callable[[], Iterator[dict[str, Any]]]):
+        self._read = read
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self._read()
 
 
 def write_split(root: Path, split: str, records: Iterable[dict[str, Any]]) -> list[DataFile]:

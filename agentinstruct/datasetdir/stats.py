@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from agentinstruct.datasetdir.layout import DataFile
+from agentinstruct.datasetdir.layout import ROW_GROUP_ROWS, DataFile
 from agentinstruct.schemas import SPLITS
 
 COLUMNS = ["task_id", "filter", "reward", "num_turns", "instruction_source", "env", "agent", "reward_details", "build"]
@@ -112,7 +112,10 @@ def split_stats(root: Path, files: Iterable[DataFile]) -> list[SplitStats]:
         s = stats.setdefault(f.split, SplitStats(f.split))
         path = Path(root) / f.path
         present = set(pq.read_schema(path).names)  # files written before schema 1.2 have no `build` column
-        for row in pq.read_table(path, columns=[c for c in COLUMNS if c in present]).to_pylist():
+        # Row group by row group: these columns as Python objects are far larger than the file, so never all at once.
+        columns = [c for c in COLUMNS if c in present]
+        batches = pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS, columns=columns)
+        for row in (row for batch in batches for row in batch.to_pylist()):
             kept = row["filter"]["kept"]
             s.scored += 1
             s.kept += kept
@@ -126,11 +129,11 @@ def split_stats(root: Path, files: Iterable[DataFile]) -> list[SplitStats]:
             s.bars[row["filter"]["bar"] or "not recorded"] += 1
             details = row["reward_details"]
             s.metrics[details["metric"] if details else "not recorded"] += 1
+            for c in details["components"] if details else []:
+                s.components.setdefault(c["name"], {}).setdefault(row["task_id"], []).append(c["value"])
             if row["reward"] is not None:
                 (s.rewards_kept if kept else s.rewards_dropped).append(row["reward"])
             (s.turns_kept if kept else s.turns_dropped).append(row["num_turns"])
-            for c in details["components"] if details else []:
-                s.components.setdefault(c["name"], {}).setdefault(row["task_id"], []).append(c["value"])
             if row.get("build"):
                 b = row["build"]
                 counts = s.builds.setdefault((b["name"], b["tasks"] or "not recorded"), [0, 0, 0])

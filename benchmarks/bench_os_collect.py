@@ -1,0 +1,97 @@
+"""os-split collection with real sandboxes against a fixed-latency model server, as a ratio to the ideal.
+
+Each episode of the os builder's embedded tasks runs in its own bubblewrap sandbox (``OsBuilder``, its warm pool
+started by the build as ``agentinstruct build os`` does) and takes ``TURNS`` model calls: a shell command
+(``ls /etc | wc -l``, run in the sandbox), then an answer, which the task's checker scores in the sandbox. The
+server (tests/openai_stub.py, its own process) answers each call after ``--latency`` seconds.
+
+Ideal: latency-bound episodes, ``c / (latency * TURNS)`` episodes per second with ``c`` in flight: what the
+episodes would take if sandbox start, the command, the checker and the engine cost nothing. The warm pool starts
+sandboxes ahead of need, so their start cost is inside the measured time only where the pool cannot keep up; the
+ratio shows what everything costs on top of the model's latency::
+
+    .venv/bin/python benchmarks/bench_os_collect.py [--latency 1.0] [--concurrency 8 32] [--seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+from agentinstruct.builders.os.builder import NEW_PROBLEM, OsBuilder  # noqa: E402
+from agentinstruct.collection.agent import AgentClient  # noqa: E402
+from agentinstruct.collection.collect import build_split  # noqa: E402
+from agentinstruct.filters.base import FilterPipeline, RewardFilter  # noqa: E402
+
+TURNS = 2
+SCRIPT = ["Think: look first.\n\nAct: bash\n\n```bash\nls /etc | wc -l\n```", "Think: that is all.\n\nAct: answer(0)"]
+
+
+def respond(messages: list[dict]) -> str:
+    """The scripted model: a command, then an answer, whatever the task (a pure function of the conversation)."""
+    at = max(i for i, m in enumerate(messages) if m["role"] == "user" and m["content"].startswith(NEW_PROBLEM))
+    step = sum(1 for m in messages[at:] if m["role"] == "assistant")
+    return SCRIPT[min(step, TURNS - 1)]
+
+
+def start_stub(latency: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "openai_stub.py"), "--responder", "bench_os_collect:respond",
+         "--latency", str(latency)],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "benchmarks")])},
+    )
+    return proc, proc.stdout.readline().strip()
+
+
+async def run(url: str, out: Path, concurrency: int, n: int) -> tuple[float, int, int]:
+    builder = OsBuilder(backend="bubblewrap")
+    tasks = builder.load_tasks("embedded")
+    async with AgentClient("stub", base_url=url, max_retries=0) as agent:
+        # --attempts repeats the embedded tasks (distinct episodes, each in its own sandbox) to reach n episodes.
+        attempts = -(-n // len(tasks))
+        outcome = await build_split(builder, tasks, out, agent=agent, concurrency=concurrency, attempts=attempts,
+                                    limit=-(-n // attempts), pipeline=FilterPipeline([RewardFilter(1.0)]),
+                                    progress=False, seed=0)
+    if outcome.errors:
+        raise SystemExit(f"benchmark run had errors: {list(outcome.errors.values())[:1]}")
+    calls = sum(r["agent"]["usage"]["calls"] for r in outcome.records)
+    return outcome.seconds, len(outcome.records), calls
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--latency", type=float, default=1.0, help="server seconds per request (default 1.0)")
+    p.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
+    p.add_argument("--seconds", type=float, default=8.0, help="ideal duration of each run (sets the episode count)")
+    args = p.parse_args()
+    proc, url = start_stub(args.latency)
+    try:
+        print(f"os split, bubblewrap sandboxes; server latency {args.latency}s, {TURNS} model calls per episode")
+        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        print(f"{'concurrency':>11} {'episodes':>8} {'seconds':>8} {'eps/s':>8} {'ideal':>8} {'ratio':>6} {'calls/ep':>8}")
+        for c in args.concurrency:
+            ideal = c / (args.latency * TURNS)
+            n = max(c, round(ideal * args.seconds))
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                seconds, episodes, calls = asyncio.run(run(url, Path(tmp) / "out", c, n))
+            rate = episodes / seconds
+            print(f"{c:>11} {episodes:>8} {seconds:>8.2f} {rate:>8.2f} {ideal:>8.2f} {rate / ideal:>6.2f} "
+                  f"{calls / episodes:>8.2f}   (with the dataset write {time.perf_counter() - start:.1f}s)")
+        print(f"load average {os.getloadavg()[0]:.1f}")
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PIP) install -q -e ".[test,ray]"
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PIP) install -q -e ".[test,ray,eval]"
 	touch $@
 
 demo: setup

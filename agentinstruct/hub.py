@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -449,3 +449,50 @@ def publish_model(
     }
     return push_files(files, repo_id, repo_type="model", version=version, private=private, message=message,
                       dry_run=dry_run, token=token)
+
+
+def publish_model_card(
+    repo_id: str,
+    update: Callable[[str], str],
+    *,
+    message: str = "Update model card",
+    dry_run: bool = False,
+    token: str | None = None,
+) -> PublishResult:
+    """Rewrite the ``README.md`` model card of an existing model repo in one commit on ``main``, verified.
+
+    ``update`` gets the card on ``main`` (empty when there is none) and returns the new one; every other file stays.
+    The commit is made against the head the card was read from (``parent_commit``), so a commit that landed in
+    between is never overwritten; an unchanged card makes no commit. ``agentinstruct evaluate --push`` writes its
+    results into the card's ``model-index`` this way.
+
+    Example (needs a Hub server):
+        >>> publish_model_card("org/AgentLM-7B", lambda card: card.replace("draft", "final")).status  # doctest: +SKIP
+        'published'
+    """
+    api = _api(dry_run, token)
+    result = PublishResult(repo_id, "model", None, "dry-run" if dry_run else "published")
+    with _hub_errors(repo_id):
+        try:
+            info = api.repo_info(repo_id, repo_type="model")
+        except RepositoryNotFoundError:
+            raise PublishError(f"no model repo {repo_id} on the Hub; publish the checkpoint first") from None
+        remote = _remote_files(api, repo_id, "model", info.sha)
+        old = ""
+        if CARD in remote:
+            with tempfile.TemporaryDirectory() as cache:
+                old = Path(api.hf_hub_download(repo_id, CARD, revision=info.sha, cache_dir=cache)).read_text(encoding="utf-8")
+        new = LocalFile.of(update(old).encode())
+        result.changes = _diff({CARD: new}, {CARD: remote[CARD]} if CARD in remote else {})
+        if not result.changes:
+            result.status, result.commit = "unchanged", info.sha
+            return result
+        if dry_run:
+            return result
+        result.commit = api.create_commit(repo_id, [CommitOperationAdd(path_in_repo=CARD, path_or_fileobj=new.source)],
+                                          commit_message=message, repo_type="model", parent_commit=info.sha).oid
+        pushed = _remote_files(api, repo_id, "model", result.commit).get(CARD)
+        if pushed is None or not new.matches(pushed):
+            raise PublishError(f"the pushed commit {result.commit} of {repo_id} does not hold the new {CARD}")
+        result.verified = 1
+    return result

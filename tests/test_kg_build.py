@@ -20,7 +20,7 @@ from agentinstruct.records.validation import validate_paths
 
 BUILDER = KgBuilder()
 TASKS = BUILDER.load_tasks("embedded")
-PICKED = TASKS[::5]  # 24 questions, every pattern
+PICKED = TASKS[::5]  # 20 questions, every pattern
 BY_QUESTION = {t.instruction: (i, t) for i, t in enumerate(PICKED)}
 QUESTION = "A new question: "
 
@@ -72,10 +72,10 @@ def run(args: list[str], capsys) -> tuple[int, str]:
 
 def test_reference_build_on_the_embedded_graph_keeps_every_question(tmp_path, capsys):
     rc, out = run(["build", "kg", "--tasks", "embedded", "--policy", "reference", "--out", str(tmp_path)], capsys)
-    assert rc == 0 and "120 scored, 120 kept, 0 failed, 0 errored" in out
+    assert rc == 0 and "96 scored, 96 kept, 0 failed, 0 errored" in out
     assert validate_paths([tmp_path]).ok
     records = list(iter_records(tmp_path, "default", "kg"))
-    assert len(records) == 120 and {r["instruction_source"] for r in records} == {"task_derivation"}
+    assert len(records) == 96 and {r["instruction_source"] for r in records} == {"task_derivation"}
     assert {r["env"]["backend"] for r in records} == {"oxigraph"} and {r["reward"] for r in records} == {1.0}
     record = records[0]
     assert record["reward_details"]["metric"] == "f1"
@@ -91,9 +91,9 @@ def test_a_scripted_model_with_bad_calls_malformed_replies_and_wrong_answers(pic
     with OpenAIStub(respond) as stub:
         rc, out = run(["build", "kg", "--tasks", str(picked_file), "--model", "stub", "--base-url", stub.url,
                        "--concurrency", "4", "--out", str(tmp_path)], capsys)
-    assert rc == 0 and "24 scored" in out and "0 errored" in out
+    assert rc == 0 and "20 scored" in out and "0 errored" in out
     records = {r["task_id"]: r for r in iter_records(tmp_path, "all", "kg")}
-    assert len(records) == 24
+    assert len(records) == 20
     for i, task in enumerate(PICKED):
         record = records[task.task_id]
         details = record["reward_details"]
@@ -116,7 +116,7 @@ def test_eval_prints_mean_f1(picked_file, capsys):
     with OpenAIStub(respond) as stub:
         rc, out = run(["eval", "kg", "--tasks", str(picked_file), "--model", "stub", "--base-url", stub.url], capsys)
     mean = sum(expected_reward(i, t) for i, t in enumerate(PICKED)) / len(PICKED)
-    assert rc == 0 and f"24/24 tasks scored: mean f1 {mean:.4f}" in out
+    assert rc == 0 and f"20/20 tasks scored: mean f1 {mean:.4f}" in out
 
 
 @pytest.mark.skipif(oxigraph_program() is None, reason="oxigraph server not installed (test extra)")
@@ -126,7 +126,7 @@ def test_reference_build_against_a_sparql_endpoint(picked_file, tmp_path, capsys
     with oxigraph_server([dump]) as url:
         rc, out = run(["build", "kg", "--tasks", str(picked_file), "--policy", "reference", "--sparql-url", url,
                        "--out", str(tmp_path / "out")], capsys)
-    assert rc == 0 and "24 scored, 24 kept" in out
+    assert rc == 0 and "20 scored, 20 kept" in out
     assert {r["env"]["backend"] for r in iter_records(tmp_path / "out", "default", "kg")} == {"sparql-http"}
 
 

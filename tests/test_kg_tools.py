@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 
 import pytest
 
@@ -20,6 +21,7 @@ from agentinstruct.builders.taskfile import TaskFileError
 STORE = OxigraphBackend.embedded()
 BUILDER = KgBuilder(STORE)
 TASKS = BUILDER.load_tasks("embedded")
+EVAL_TASKS = BUILDER.load_tasks("embedded-eval")
 PATTERNS = ("join1", "join2", "and", "and2", "count", "argmax", "argmin")
 
 
@@ -33,15 +35,24 @@ def play(task: Task, actions: list[Action]):
 
 def test_the_embedded_questions_cover_every_pattern_and_both_join_directions():
     kinds = {t.task_id.split("_")[1] for t in TASKS}
-    assert kinds == set(PATTERNS) and len(TASKS) == 120
+    assert kinds == set(PATTERNS) and len(TASKS) == 96
     sexprs = [t.payload["s_expression"] for t in TASKS]
     assert any("(R " in s for s in sexprs) and any("(JOIN (R" not in s for s in sexprs)
     assert len({t.instruction for t in TASKS}) == len(TASKS)
     assert any(len(t.payload["answer"]) > 1 for t in TASKS)
 
 
+def test_the_evaluation_part_is_a_fifth_of_each_pattern_and_never_in_embedded():
+    every = json.loads(EMBEDDED_QUESTIONS.read_text(encoding="utf-8"))
+    per_pattern = Counter(q["qid"].split("_")[1] for q in every)
+    held_out = Counter(t.task_id.split("_")[1] for t in EVAL_TASKS)
+    assert len(EVAL_TASKS) == 24 and held_out == {k: n // 5 for k, n in per_pattern.items()}
+    assert not {t.task_id for t in TASKS} & {t.task_id for t in EVAL_TASKS}
+    assert len(TASKS) + len(EVAL_TASKS) == len(every)
+
+
 def test_derived_trajectories_on_the_embedded_graph_reach_f1_1():
-    for task in TASKS:
+    for task in TASKS + EVAL_TASKS:
         actions = BUILDER.reference_actions(task)
         observations, done, score = play(task, actions)
         assert done == [False] * (len(actions) - 1) + [True], (task.task_id, observations)
@@ -304,5 +315,5 @@ def test_question_files_with_bad_fields_are_refused_with_file_line_and_field(tmp
     with pytest.raises(TaskFileError, match="q.json:1: not valid JSON") as info:
         BUILDER.load_tasks(str(path))
     assert (info.value.line, info.value.index) == (1, None)
-    with pytest.raises(ValueError, match="neither 'embedded' nor a question file"):
+    with pytest.raises(ValueError, match="neither 'embedded', 'embedded-eval' nor a question file"):
         BUILDER.load_tasks(str(tmp_path / "missing.json"))

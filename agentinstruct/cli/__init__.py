@@ -17,6 +17,7 @@ COMMANDS: tuple[str, ...] = (
     "agentinstruct.cli.data",
     "agentinstruct.cli.demo",
     "agentinstruct.cli.build",
+    "agentinstruct.cli.evaluate",
     "agentinstruct.cli.mix",
     "agentinstruct.cli.pairs",
     "agentinstruct.cli.publish",

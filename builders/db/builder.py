@@ -1,6 +1,7 @@
 """The ``db`` split: an agent answers questions about, or modifies, a real SQL database.
 
-Task sources: the embedded tasks (``data/tasks.jsonl``, written for this package), AgentBench DB files
+Task sources: the embedded tasks (``data/tasks.jsonl``, written for this package), their evaluation part
+``embedded-eval`` (AgentBench's dev tasks, ``data/agentbench_dev.jsonl``; no build uses it by default), AgentBench DB files
 (``builders.db_tasks``), Spider/BIRD-style text-to-SQL sets for task derivation and self-instruct
 (``builders.db_sources``). Each episode gets a fresh database on the chosen backend
 (``builders.db_backends``: SQLite in-process by default, or a MariaDB/MySQL server). The agent runs one SQL
@@ -35,6 +36,9 @@ SELF_INSTRUCT_STORE = "tasks/db-self-instruct.jsonl"
 """Where ``build db --tasks self-instruct --out DIR`` keeps the model-written tasks, inside DIR."""
 EMBEDDED_TASKS = Path(__file__).parent / "data" / "tasks.jsonl"
 """The embedded tasks: questions and changes over small tables written for this package, in AgentBench's format."""
+EMBEDDED_EVAL = "embedded-eval"
+EVAL_TASKS = Path(__file__).parent / "data" / "agentbench_dev.jsonl"
+"""The evaluation part: AgentBench's 60 DB dev tasks, unchanged (Apache-2.0, ``data/AGENTBENCH_LICENSE``)."""
 
 _ENGINES = {"sqlite": ("SQLite", 'double quotes, like "my table"'),
             "mariadb": ("MySQL", "backticks, like `my table`")}
@@ -199,18 +203,23 @@ class DbBuilder(Builder):
 
     # ------------------------------------------------------------ tasks
     def load_tasks(self, src: str) -> list[Task]:
-        """``embedded`` (the package's own tasks), an AgentBench DB file (JSON lines or a JSON list), a Spider/BIRD
-        question file, or ``self-instruct`` (``build`` with ``--out`` and a model).
+        """``embedded`` (the package's own tasks), ``embedded-eval`` (the evaluation part, AgentBench's dev tasks), an
+        AgentBench DB file (JSON lines or a JSON list), a Spider/BIRD question file, or ``self-instruct`` (``build``
+        with ``--out`` and a model).
 
         Example:
             >>> tasks = DbBuilder().load_tasks("embedded")
             >>> len(tasks) >= 40, {t.source for t in tasks}, tasks[0].task_id
             (True, {'package'}, 'db-embedded-00000-...')
+            >>> len(DbBuilder().load_tasks("embedded-eval"))
+            60
         """
         from agentinstruct.builders.db.sources import is_text2sql_file, load_text2sql
 
         if src == EMBEDDED:
             return load_agentbench(EMBEDDED_TASKS, "package", prefix=f"db-{EMBEDDED}")
+        if src == EMBEDDED_EVAL:
+            return load_agentbench(EVAL_TASKS, "package", prefix=f"db-{EMBEDDED_EVAL}")
         if src == SELF_INSTRUCT:
             return self_instructed_tasks(self, self._run, Path(SELF_INSTRUCT_STORE), load_agentbench)
         path = Path(src)

@@ -1,7 +1,8 @@
 """The ``kg`` split: an agent answers questions over a knowledge graph with AgentBench's seven tools.
 
-Tasks: AgentBench/GrailQA question files (``knowledgegraph/dev.json`` shape) or ``embedded`` (questions sampled
-from the graph shipped with the package). Backend: any SPARQL 1.1 endpoint (``--sparql-url``; a Freebase
+Tasks: AgentBench/GrailQA question files (``knowledgegraph/dev.json`` shape), ``embedded`` (questions sampled
+from the graph shipped with the package, less its evaluation part) or ``embedded-eval`` (that part: every fifth
+embedded question, a fifth of each pattern, held out of builds). Backend: any SPARQL 1.1 endpoint (``--sparql-url``; a Freebase
 Virtuoso as AgentBench uses) or the embedded Oxigraph store (the package's graph, or ``--graph`` files). Reward:
 F1 of the answer set against the gold answers (exact match recorded as a component and as ``success``), 15 turns.
 
@@ -24,6 +25,11 @@ from .prompt import prompt_turns
 from .store import HttpSparqlBackend, OxigraphBackend, SparqlBackend
 from .tasks import EMBEDDED_QUESTIONS, load_questions, reference_actions
 from .tools import TOOLS, KGSession, ToolError, split_arguments
+
+EMBEDDED_EVAL = "embedded-eval"
+EVAL_EVERY = 5
+"""The embedded questions at positions 4, 9, 14, ... of ``data/questions.json`` (24 of 120; the file lists its
+patterns in blocks of multiples of 5, so a fifth of each) are the evaluation part: ``embedded`` leaves them out."""
 
 _FINAL = re.compile(r"(?:Final|Find) Answer\s*:\s*(.*)", re.IGNORECASE)
 _FINAL_VARIABLE = re.compile(r"^(?:variable\s+)?#(\d+)\b", re.IGNORECASE)
@@ -132,16 +138,21 @@ class KgBuilder(Builder):
         return self.store.name
 
     def load_tasks(self, src: str) -> list[Task]:
-        """``embedded`` or a question file in AgentBench's dev.json shape.
+        """``embedded``, ``embedded-eval`` (the questions ``embedded`` holds out) or a question file in
+        AgentBench's dev.json shape.
 
-        >>> len(KgBuilder().load_tasks("embedded")) > 100
-        True
+        >>> builder = KgBuilder()
+        >>> train, held_out = builder.load_tasks("embedded"), builder.load_tasks("embedded-eval")
+        >>> len(train), len(held_out), {t.task_id for t in train} & {t.task_id for t in held_out}
+        (96, 24, set())
         """
-        if src == EMBEDDED:
-            return load_questions(EMBEDDED_QUESTIONS, "package")
+        if src in (EMBEDDED, EMBEDDED_EVAL):
+            questions = load_questions(EMBEDDED_QUESTIONS, "package")
+            held_out = src == EMBEDDED_EVAL
+            return [t for i, t in enumerate(questions) if (i % EVAL_EVERY == EVAL_EVERY - 1) == held_out]
         path = Path(src)
         if not path.is_file():
-            raise ValueError(f"kg tasks: {src} is neither 'embedded' nor a question file")
+            raise ValueError(f"kg tasks: {src} is neither '{EMBEDDED}', '{EMBEDDED_EVAL}' nor a question file")
         return load_questions(path, "train_split")
 
     def open_env(self, task: Task) -> Environment:

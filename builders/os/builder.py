@@ -1,7 +1,8 @@
 """The ``os`` split: an agent at a bash prompt in a sandboxed Linux root, AgentBench's OS-interaction tasks.
 
 Tasks: AgentBench OS JSON (``agentinstruct.builders.os.tasks``) from a file (``--scripts`` for its scripts),
-``embedded`` (the tasks shipped in ``builders/os/data``), or ``self-instruct`` (the model writes tasks, the
+``embedded`` (the tasks shipped in ``builders/os/data``), ``embedded-eval`` (the evaluation part: AgentBench's dev
+tasks in ``data/eval``, never built from by default), or ``self-instruct`` (the model writes tasks, the
 sandbox verifies them: ``agentinstruct.builders.os.selfinstruct``).
 
 Episode: a fresh sandbox (``agentinstruct.builders.os.sandbox``); the task's init scripts run as their own processes and
@@ -32,6 +33,10 @@ from agentinstruct.builders.os.pool import WarmSandboxes
 from agentinstruct.builders.os.sandbox import BACKENDS, DEFAULT_DOCKER_IMAGE, Sandbox, open_sandbox, resolve_backend
 from agentinstruct.builders.os.tasks import DATA, command, load_task_file
 from agentinstruct.collection.selfinstruct import SELF_INSTRUCT, SELF_INSTRUCT_COUNT, self_instructed_tasks
+
+EMBEDDED_EVAL = "embedded-eval"
+EVAL_DATA = DATA / "eval"
+"""The evaluation part: AgentBench's OS dev set and its scripts, unchanged (Apache-2.0; ``data/eval/NOTICE``)."""
 
 
 INSTRUCTIONS = """You are an agent working at the terminal of a Linux (Ubuntu) machine as root. I stand for the \
@@ -227,9 +232,18 @@ class OsBuilder(Builder):
                 self._warm = None
 
     def load_tasks(self, src: str) -> list[Task]:
-        """``embedded``, ``self-instruct`` (needs ``--out`` and a model), or an AgentBench OS task file."""
+        """``embedded``, ``embedded-eval`` (the evaluation part: AgentBench's 26 dev tasks, ``data/eval``),
+        ``self-instruct`` (needs ``--out`` and a model), or an AgentBench OS task file.
+
+        Example (the two embedded parts; loading tasks starts no sandbox):
+            >>> tasks = load_task_file(EVAL_DATA / "dev.json", EVAL_DATA, "package", prefix=EMBEDDED_EVAL)
+            >>> len(tasks), tasks[0].task_id
+            (26, 'embedded-eval-00000')
+        """
         if src == EMBEDDED:
             return load_task_file(DATA / "tasks.json", DATA, "package", prefix=EMBEDDED)
+        if src == EMBEDDED_EVAL:
+            return load_task_file(EVAL_DATA / "dev.json", EVAL_DATA, "package", prefix=EMBEDDED_EVAL)
         if src == SELF_INSTRUCT:
             return self_instructed_tasks(self, self._run, selfinstruct.STORE,
                                          lambda path: load_task_file(path, DATA, "self_instruct"))

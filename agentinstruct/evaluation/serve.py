@@ -1,0 +1,139 @@
+"""The model under evaluation behind an OpenAI-compatible endpoint, and what pins its weights.
+
+``--model`` names one of three things:
+
+- a model on a server the user runs (``--base-url``; the OpenAI API without it): used as is;
+- ``local``: SmolLM2-135M-Instruct on the package's llama.cpp server (``collection.localmodel``);
+- a local checkpoint dir (a ``save_pretrained`` folder, e.g. what ``training/sft.py`` writes): served for the
+  run by transformers' own OpenAI-compatible server (``transformers serve DIR``: FastAPI + uvicorn, the dir's
+  chat template, ``/v1/chat/completions``) on 127.0.0.1 and stopped afterwards.
+
+``transformers serve`` is used for checkpoints because it needs nothing beyond transformers (no conversion step,
+which llama.cpp would need and whose converter is not installed here), works offline on a local dir, applies the
+checkpoint's own chat template, and runs the weights exactly as training saved them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentinstruct.collection.localmodel import LOCAL, _ready, _stop, free_port
+
+STARTUP_TIMEOUT = 600.0
+"""Seconds a checkpoint server may take to answer: importing torch and loading weights on 2 busy cores took 40 s."""
+
+
+class ServeError(RuntimeError):
+    """The checkpoint server did not come up."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the evaluated model answers, and what it is."""
+
+    model: str
+    """The model name requests carry."""
+    base_url: str | None
+    revision: str | None
+    """``sha256:...`` of the weights served here (a checkpoint dir's files, the local GGUF); None for a server's."""
+    served_by: str
+    """``external``, ``llama.cpp`` or ``transformers serve``."""
+
+
+def is_checkpoint(model: str) -> bool:
+    """Whether ``--model`` names a local checkpoint dir (a folder with ``config.json``).
+
+    Example:
+        >>> Path("ckpt").mkdir(exist_ok=True); _ = Path("ckpt/config.json").write_text("{}")
+        >>> is_checkpoint("ckpt"), is_checkpoint("gpt-4o-mini")
+        (True, False)
+    """
+    return (Path(model) / "config.json").is_file()
+
+
+def folder_revision(folder: Path) -> str:
+    """``sha256:`` of a checkpoint dir's files (names and bytes; hidden ones skipped): equal weights, equal revision.
+
+    Example:
+        >>> Path("c1").mkdir(exist_ok=True); _ = Path("c1/config.json").write_text("{}")
+        >>> folder_revision(Path("c1")) == folder_revision(Path("c1")), folder_revision(Path("c1"))[:7]
+        (True, 'sha256:')
+    """
+    from agentinstruct.datasetdir.fileutil import sha256_file
+
+    digest = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        rel = path.relative_to(folder)
+        if path.is_file() and not any(part.startswith(".") for part in rel.parts):
+            digest.update(f"{rel.as_posix()}\0{sha256_file(path)}\n".encode())
+    return f"sha256:{digest.hexdigest()}"
+
+
+@contextmanager
+def serve_checkpoint(folder: Path, *, startup_timeout: float = STARTUP_TIMEOUT) -> Iterator[tuple[str, str]]:
+    """Serve a checkpoint dir with ``transformers serve`` on 127.0.0.1 for the block: yields (base_url, model name),
+    then stops the server (its process group, and only it).
+
+    Example (needs a checkpoint dir; loading its weights takes tens of seconds):
+        >>> with serve_checkpoint(Path("runs/agentlm/final")) as (base_url, model):  # doctest: +SKIP
+        ...     agent = AgentClient(model, base_url=base_url)
+    """
+    folder = Path(folder).resolve()
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder}: not a checkpoint dir (no config.json)")
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    command = [sys.executable, "-c", "import sys; from transformers.cli.transformers import main; sys.exit(main())",
+               "serve", str(folder), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with tempfile.TemporaryFile(prefix="agentinstruct-serve-") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + startup_timeout
+            while not _ready(base_url):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    tail = log.read().decode("utf-8", "replace")[-2000:]
+                    why = f"exited with code {proc.returncode}" if proc.poll() is not None else "did not answer in time"
+                    raise ServeError(f"the checkpoint server for {folder} {why}; its log ends:\n{tail}")
+                time.sleep(0.5)
+            yield base_url, str(folder)
+        finally:
+            _stop(proc)
+
+
+@contextmanager
+def endpoint(model: str, base_url: str | None = None) -> Iterator[Endpoint]:
+    """The endpoint ``--model``/``--base-url`` describe, with any server it needs running for the block.
+
+    Example:
+        >>> with endpoint("gpt-4o-mini", "http://127.0.0.1:8000/v1") as e:
+        ...     e.model, e.served_by, e.revision
+        ('gpt-4o-mini', 'external', None)
+    """
+    if model == LOCAL or is_checkpoint(model):
+        if base_url:
+            raise ValueError(f"--model {model} is served by this command; leave out --base-url")
+    if model == LOCAL:
+        from agentinstruct.collection.localmodel import gguf_path, local_server
+        from agentinstruct.datasetdir.fileutil import sha256_file
+
+        revision = f"sha256:{sha256_file(gguf_path())}"
+        print("starting the local model server (SmolLM2-135M-Instruct, llama.cpp) ...", file=sys.stderr)
+        with local_server() as (url, name):
+            yield Endpoint(name, url, revision, "llama.cpp")
+    elif is_checkpoint(model):
+        revision = folder_revision(Path(model))
+        print(f"serving {model} with transformers serve ...", file=sys.stderr)
+        with serve_checkpoint(Path(model)) as (url, name):
+            yield Endpoint(name, url, revision, "transformers serve")
+    else:
+        yield Endpoint(model, base_url, None, "external")

@@ -11,7 +11,7 @@ import pytest
 from datasets import load_dataset
 
 from agentinstruct.builders import builder_class
-from agentinstruct.builders.base import EMBEDDED
+from agentinstruct.builders.base import EMBEDDED, QueryBuilder
 from agentinstruct.cli import main
 from agentinstruct.cli.demo import demo_builds, demo_tasks, embedded_splits
 from agentinstruct.records.validation import validate_paths
@@ -46,6 +46,7 @@ def test_demo_builds_every_embedded_split_into_one_loadable_dir_and_resumes(sand
     every = {}
     for split in splits:
         builder = builder_class(split)()
+        queries = isinstance(builder, QueryBuilder)
         tasks = demo_tasks(builder, builder.load_tasks(EMBEDDED))
         builds = demo_builds(tasks, builder.demo_model_tasks)
         lines = blocks[f"{split}: {len(tasks)} embedded tasks, {builder.backend}"]
@@ -55,15 +56,22 @@ def test_demo_builds_every_embedded_split_into_one_loadable_dir_and_resumes(sand
             episodes = len(build.tasks[:build.limit])
             label, _, rest = line.rpartition(": ")
             assert label.strip() == build.label and rest.startswith(f"{episodes} episodes, ")
-            if build.policy == "reference":
+            # A query split's episode gives one record per question: all kept under the reference policy.
+            if build.policy == "reference" and not queries:
                 assert rest == f"{episodes} episodes, {episodes} kept, mean reward 1.00"
+            elif build.policy == "reference":
+                assert rest.endswith(" kept, mean reward 1.00")
             ran[(build.policy, MODEL if build.model else None)] += episodes
         kept = load_dataset(str(out), split=split)
         every[split] = load_dataset(str(out), "all", split=split)
-        rows = sum(ran.values())
-        assert kept.num_rows >= len(tasks) and every[split].num_rows == rows
+        rows = every[split].num_rows
+        assert kept.num_rows >= len(tasks)
         assert set(every[split]["id"]) == {f"{split}_{i}" for i in range(rows)}
-        assert Counter((a["policy"], a["model"]) for a in every[split]["agent"]) == ran
+        agents = [(a["policy"], a["model"]) for a in every[split]["agent"]]
+        if queries:  # one episode per (policy, model, task), however many questions it posed
+            assert Counter(who for who, _ in set(zip(agents, every[split]["task_id"]))) == ran
+        else:
+            assert Counter(agents) == ran
         # On the card: in both configs, and in the counts table with every scored episode.
         assert card.count(f"  - split: {split}\n") == 2 and f"\n| {split} | {rows} | " in card
     assert main(["demo", "--out", str(out)]) == 0  # everything comes from the journals now

@@ -334,7 +334,8 @@ def test_every_field_of_the_dpo_recipe_is_applied_and_dpo_only_fields_are_refuse
     assert all(s.startswith("applied: ") for s in statuses.values()), statuses
     _, training_args, model_args = dpo.make_parser().parse_args_and_config(["--config", str(DPO_RECIPE)])
     monkeypatch.setattr(fields, "_installed", lambda module: True)
-    assert dpo.review_dpo(keys, training_args, model_args, cuda=True) == []
+    assert fields.review(keys, training_args, model_args, (dpo.PairArguments, DPOConfig, ModelConfig), cuda=True,
+                         refused=dpo.REFUSED) == []
     monkeypatch.undo()
     code = dpo.main(["--config", str(DPO_RECIPE), "--dataset_name", str(tmp_path / "nowhere"), "--output_dir",
                      str(tmp_path / "out"), "--padding_free", "true", "--lora_r", "8"])

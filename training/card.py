@@ -57,17 +57,17 @@ def render_model_card(info: dict[str, Any]) -> str:
     """The README.md of an AgentLM checkpoint.
 
     ``info`` carries: ``model_name``, ``base_model``, ``dataset`` (``name``,
-    ``revision``), ``mixture`` (the mixture manifest or None), ``recipe``
+    ``revision``), ``manifest`` (the mixture manifest or None), ``recipe``
     (YAML text), ``chat_format``, ``encode`` (EncodeStats.as_dict()),
     ``train`` (steps, final loss, runtime, processes), ``curve`` (file name or None), ``adapter`` (a LoRA
     description when the checkpoint is a peft adapter, else absent). The caller redacts secrets from ``recipe``.
 
     Example:
         >>> "AgentLM" in render_model_card({"model_name": "m", "base_model": "b", "dataset": {"name": "d", "revision": None},
-        ...     "mixture": None, "recipe": "", "chat_format": "llama2-chat", "encode": {}, "train": {}, "curve": None})
+        ...     "manifest": None, "recipe": "", "chat_format": "llama2-chat", "encode": {}, "train": {}, "curve": None})
         True
     """
-    mixture = info.get("mixture") or {}
+    mixture = info.get("manifest") or {}
     dataset = info["dataset"]
     datasets_yaml = []
     if "/" in dataset["name"] and not Path(dataset["name"]).exists():

@@ -12,12 +12,12 @@ inside ``chosen`` / ``rejected`` never are. TRL's ``DPOTrainer`` cannot take
 such a mask (it trains every completion token), so the pairs are tokenized
 here and the mask applied to its ``completion_mask`` (``preference``).
 
-Everything around training is the SFT entry point's: each recipe field is
-applied or refused before any data is read (``fields``, plus the DPO fields
-whose TRL processing does not run here), the push is checked at step 0
-(``hubaccess``), only the main process writes the curve, recipe, summary
-and card and pushes, and no secret reaches a written or pushed file
-(``redact``; the same ``push_checkpoint``).
+Everything around training is the SFT entry point's, through the same
+``run.Run``: each recipe field is applied or refused before any data is read
+(``fields``, plus the DPO fields whose TRL processing does not run here,
+``REFUSED``), the push is checked at step 0 (``hubaccess``), only the main
+process writes the curve, recipe, summary and card and pushes, and no secret
+reaches a written or pushed file (``redact``; the same ``push_checkpoint``).
 """
 
 from __future__ import annotations
@@ -28,18 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentinstruct.training.base import EMBEDDED_GGUF
-from agentinstruct.training.card import CURVE, plot_curve
-from agentinstruct.training.chat import TemplateError, chat_format
-from agentinstruct.training.fields import RecipeError, explicit_fields, review
-from agentinstruct.training.hubaccess import PushCheckError, check_push
-from agentinstruct.training.masking import MaskError
 from agentinstruct.training.pairs import PAIRS_FORMAT, read_pairs
 from agentinstruct.training.preference import (COLUMNS, PairEncoder, check_pair_masks, per_turn_collator,
                                                per_turn_trainer_class)
-from agentinstruct.training.redact import known_secrets
-from agentinstruct.training.sft import AgentLMArguments, _recipe_text, load_model, push_checkpoint
-from agentinstruct.training.sharegpt import require_hub_id
+from agentinstruct.training.run import Run, Stage, load_rows, main as run_main
+from agentinstruct.training.sft import AgentLMArguments
 
 PAIRS_MANIFEST = "pairs.json"
 """The pairs dir's manifest, saved beside the checkpoint under this name."""
@@ -79,33 +72,6 @@ def make_parser() -> Any:
     return TrlParser((PairArguments, DPOConfig, ModelConfig))
 
 
-def review_dpo(explicit: dict[str, Any], training_args: Any, model_args: Any, cuda: bool) -> list[str]:
-    """``fields.review`` over the DPO entry point's dataclasses, with ``REFUSED`` refused too (every reason at once).
-
-    Example:
-        >>> from types import SimpleNamespace
-        >>> from trl import ModelConfig
-        >>> review_dpo({"truncation_mode": "keep_end"}, SimpleNamespace(hub_strategy="end"), ModelConfig(), cuda=False)
-        Traceback (most recent call last):
-        ...
-        agentinstruct.training.fields.RecipeError: recipe fields that cannot take effect here:
-          - truncation_mode: a pair longer than max_length is dropped and counted, never cut (chosen and rejected
-            differ at their ends)
-    """
-    from trl import DPOConfig, ModelConfig
-
-    problems = [f"{name}: {REFUSED[name]}" for name in explicit if name in REFUSED]
-    rest = {k: v for k, v in explicit.items() if k not in REFUSED}
-    try:
-        warnings = review(rest, training_args, model_args, (PairArguments, DPOConfig, ModelConfig), cuda)
-    except RecipeError as exc:
-        problems += [line[len("  - "):] for line in str(exc).splitlines()[1:]]
-        warnings = []
-    if problems:
-        raise RecipeError("recipe fields that cannot take effect here:\n" + "\n".join(f"  - {p}" for p in problems))
-    return warnings
-
-
 def load_pairs(name: str, revision: str | None,
                split: str) -> tuple[list[dict[str, Any]], dict[str, Any] | None, str | None]:
     """The preference rows, the pairs manifest (None when a Hub set has none) and the resolved Hub revision.
@@ -117,112 +83,25 @@ def load_pairs(name: str, revision: str | None,
         >>> len(rows), manifest["format"], rev
         (0, 'agentinstruct-pairs', None)
     """
-    if not name:
-        raise ValueError("no dataset_name: give a dir from `agentinstruct pairs` or a Hub dataset id")
-    if Path(name).is_dir():
-        rows, manifest = read_pairs(Path(name))
-        return rows, manifest, None
-    import datasets
-    from huggingface_hub import HfApi, hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    return load_rows(name, revision, split, read_pairs, "manifest.json", "agentinstruct pairs", check=_pairs_set)
 
-    require_hub_id(name)
-    sha = HfApi().dataset_info(name, revision=revision).sha
-    try:
-        path = hf_hub_download(name, "manifest.json", repo_type="dataset", revision=sha)
-        manifest = json.loads(Path(path).read_text(encoding="utf-8"))
-    except EntryNotFoundError:
-        manifest = None
-    if manifest is not None and manifest.get("format") != PAIRS_FORMAT:
+
+def _pairs_set(name: str, manifest: dict[str, Any]) -> None:
+    """Refuse a Hub set whose manifest is not of a pairs set (a mixture, a dataset release)."""
+    if manifest.get("format") != PAIRS_FORMAT:
         raise ValueError(f"{name}: its manifest.json is not of a pairs set ({manifest.get('format')!r}); make one with "
                          "`agentinstruct pairs`")
-    return list(datasets.load_dataset(name, split=split, revision=sha)), manifest, sha
 
 
-def prepare(script_args: PairArguments, training_args: Any,
-            tokenizer: Any) -> tuple[Any, PairEncoder, dict[str, Any] | None, str | None]:
-    """Load, encode and check the pairs; returns the tokenized Dataset, the encoder, the manifest and revision."""
-    import datasets
-
-    fmt = chat_format(script_args.chat_format, tokenizer, script_args.system_prompt)
-    rows, manifest, revision = load_pairs(script_args.dataset_name, script_args.dataset_revision,
-                                          script_args.dataset_split)
-    if script_args.max_train_examples is not None:
-        rows = rows[: script_args.max_train_examples]
-    encoder = PairEncoder(tokenizer, fmt, training_args.max_length)
-    encoded = encoder.encode(rows)
-    check_pair_masks(encoded, encoder.stats)
-    tokenizer.chat_template = fmt.template  # the saved tokenizer carries the template the model was trained with
-    return datasets.Dataset.from_dict({c: [e[c] for e in encoded] for c in COLUMNS}), encoder, manifest, revision
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Check the recipe and the push, prepare the pairs, train, then (main process only) save the card and push."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    script_args, training_args, model_args = make_parser().parse_args_and_config(argv)
-    import torch
-    from trl import get_peft_config
-
-    from agentinstruct.training.base import load_tokenizer
-
-    hub_token = training_args.hub_token
-    training_args.hub_token = None  # pickled into training_args.bin beside the weights: it must not carry the token
-    secrets = known_secrets(hub_token)
-    cuda = torch.cuda.is_available()
-    main_process = training_args.process_index == 0
-    out = Path(training_args.output_dir)
-    try:
-        for warning in review_dpo(explicit_fields(argv), training_args, model_args, cuda):
-            if main_process:
-                print(f"agentinstruct dpo: warning: {warning}", file=sys.stderr)
-        target = (check_push(training_args.hub_model_id or out.name, hub_token).repo_id
-                  if training_args.push_to_hub else None)
-    except (RecipeError, PushCheckError) as exc:
-        print(f"agentinstruct dpo: refusing to train: {exc}", file=sys.stderr)
-        return 1
-    model_ref = model_args.model_name_or_path or EMBEDDED_GGUF
-    try:
-        with training_args.main_process_first(desc="loading the tokenizer"):
-            tokenizer = load_tokenizer(model_ref, model_args.model_revision, training_args.trust_remote_code)
-        train_dataset, encoder, manifest, revision = prepare(script_args, training_args, tokenizer)
-    except (MaskError, TemplateError) as exc:
-        print(f"agentinstruct dpo: refusing to train: {exc}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, ValueError, OSError) as exc:
-        print(f"agentinstruct dpo: error: {exc}", file=sys.stderr)
-        return 2
-    stats = encoder.stats.as_dict()
-    if main_process:
-        print(f"tokenized {stats['kept']} of {stats['pairs']} pairs: {stats['tokens']} tokens, "
-              f"{stats['trained_tokens']} trained, {stats['masked_completion_tokens']} completion tokens masked "
-              f"(observations); dropped {stats['dropped'] or 'none'}")
-    model, attn = load_model(model_ref, model_args, training_args, cuda)
+def make_trainer(run: Run, model: Any, peft_config: Any) -> Any:
+    """``PerTurnDPOTrainer`` over the encoded pairs, with the per-turn collator."""
+    tokenizer, args = run.tokenizer, run.training_args
     # the collator is ours, so the pad token TRL would pick (DPOConfig.pad_token, else the tokenizer's, else eos)
     # is set here
-    tokenizer.pad_token = training_args.pad_token or tokenizer.pad_token or tokenizer.eos_token
-    collator = per_turn_collator(tokenizer.pad_token_id, training_args.max_length, training_args.pad_to_multiple_of)
-    push = training_args.push_to_hub
-    training_args.push_to_hub = False  # pushed below through agentinstruct.hub, with the card and files
-    peft_config = get_peft_config(model_args)
-    trainer = per_turn_trainer_class()(model=model, args=training_args, data_collator=collator,
-                                       train_dataset=train_dataset, processing_class=tokenizer, peft_config=peft_config)
-    result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    trainer.save_model(str(out))
-    code = 0
-    if trainer.is_world_process_zero():
-        run = {"script_args": script_args, "model_ref": model_ref, "manifest": manifest, "revision": revision,
-               "stats": stats, "attn": attn, "peft": peft_config, "world": training_args.world_size,
-               "runtime": result.metrics.get("train_runtime", 0.0)}
-        try:
-            code = _finish(trainer, out, argv, run, target if push else None, hub_token, secrets)
-        except Exception as exc:  # the other processes wait at the barrier below: report, then let them go
-            print(f"agentinstruct dpo: error after training: {exc}", file=sys.stderr)
-            code = 1
-    else:
-        print(f"process {training_args.process_index}/{training_args.world_size}: waiting for the main process to "
-              "write the card and push")
-    trainer.accelerator.wait_for_everyone()
-    return code
+    tokenizer.pad_token = args.pad_token or tokenizer.pad_token or tokenizer.eos_token
+    collator = per_turn_collator(tokenizer.pad_token_id, args.max_length, args.pad_to_multiple_of)
+    return per_turn_trainer_class()(model=model, args=args, data_collator=collator, train_dataset=run.dataset,
+                                    processing_class=tokenizer, peft_config=peft_config)
 
 
 def render_card(info: dict[str, Any]) -> str:
@@ -273,48 +152,23 @@ def render_card(info: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _finish(trainer: Any, out: Path, argv: list[str], run: dict[str, Any], target: str | None,
-            hub_token: str | None, secrets: set[str]) -> int:
-    """The main process's part after training: curve, recipe, pairs manifest, summary, card, push."""
-    from agentinstruct.hub import PublishError
-
-    script_args, manifest = run["script_args"], run["manifest"]
-    curve = plot_curve(trainer.state.log_history, out / CURVE)
-    recipe = _recipe_text(argv)
-    (out / "recipe.yaml").write_text(recipe, encoding="utf-8")
-    if manifest is not None:
-        (out / PAIRS_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+def _summary_extra(trainer: Any) -> dict[str, Any]:
+    """The DPO fields of ``training_summary.json``: beta and the reward accuracies logged."""
     history = trainer.state.log_history
-    losses = [h["loss"] for h in history if "loss" in h]
-    adapter = None
-    if run["peft"] is not None:
-        p = run["peft"]
-        adapter = f"LoRA r={p.r}, alpha={p.lora_alpha}, dropout={p.lora_dropout}"
-    summary = {"steps": trainer.state.global_step, "final_loss": losses[-1] if losses else None,
-               "runtime_s": round(run["runtime"], 1), "processes": run["world"], "attn_implementation": run["attn"],
-               "adapter": adapter, "beta": trainer.args.beta, "losses": losses,
-               "reward_accuracies": [h["rewards/accuracies"] for h in history if "rewards/accuracies" in h],
-               "encode": run["stats"]}
-    (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    name = target or trainer.args.hub_model_id or out.name
-    card = render_card({"model_name": name, "base_model": run["model_ref"],
-                        "dataset": {"name": script_args.dataset_name, "revision": run["revision"]},
-                        "manifest": manifest, "recipe": recipe, "chat_format": script_args.chat_format,
-                        "encode": run["stats"], "train": summary, "curve": CURVE if curve else None,
-                        "adapter": adapter})
-    (out / "README.md").write_text(card, encoding="utf-8")
-    print(f"saved to {out} ({summary['steps']} steps, final loss {summary['final_loss']})")
-    if target is None:
-        return 0
-    try:
-        published = push_checkpoint(out, target, script_args.hub_version, bool(trainer.args.hub_private_repo),
-                                    f"AgentLM DPO checkpoint: {summary['steps']} steps on {script_args.dataset_name}",
-                                    token=hub_token, secrets=secrets)
-    except PublishError as exc:
-        print(f"agentinstruct dpo: push failed (the checkpoint is saved in {out}): {exc}", file=sys.stderr)
-        return 3
-    print(published.render())
-    return 0
+    return {"beta": trainer.args.beta,
+            "reward_accuracies": [h["rewards/accuracies"] for h in history if "rewards/accuracies" in h]}
+
+
+STAGE = Stage(name="dpo", load=load_pairs, encoder=PairEncoder, check=check_pair_masks, columns=COLUMNS,
+              trainer=make_trainer, manifest_file=PAIRS_MANIFEST, render_card=render_card,
+              commit_title="AgentLM DPO checkpoint", refused=REFUSED, adapter_targets=False,
+              summary_extra=_summary_extra)
+"""What the DPO entry point has of its own (see ``run.Stage``): ``agentinstruct dpo: ...``, its pairs, its card."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check the recipe and the push, prepare the pairs, train, then (main process only) save the card and push."""
+    return run_main(STAGE, make_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -136,8 +136,11 @@ def resolve_attention(requested: str | None, cuda: bool) -> tuple[str | None, st
 
 
 def review(explicit: dict[str, Any], training_args: Any, model_args: Any, dataclass_types: tuple[type, ...],
-           cuda: bool) -> list[str]:
+           cuda: bool, refused: dict[str, str] | None = None) -> list[str]:
     """Refuse (``RecipeError``, every reason at once) the fields that cannot take effect; return warnings.
+
+    ``refused`` names the fields of ``dataclass_types`` an entry point refuses beyond these, each with its
+    reason; they are listed first.
 
     Example:
         >>> from types import SimpleNamespace
@@ -149,8 +152,17 @@ def review(explicit: dict[str, Any], training_args: Any, model_args: Any, datacl
         agentinstruct.training.fields.RecipeError: recipe fields that cannot take effect here:
           - load_in_4bit: 4-/8-bit loading (bitsandbytes) needs a CUDA GPU; none is visible
           - load_in_4bit: a 4-bit model can only be trained through adapters: set use_peft: true (QLoRA)
+        >>> review({"padding_free": True}, args, ModelConfig(), (SFTConfig, ModelConfig), cuda=False,
+        ...        refused={"padding_free": "batches are padded here"})
+        Traceback (most recent call last):
+        ...
+        agentinstruct.training.fields.RecipeError: recipe fields that cannot take effect here:
+          - padding_free: batches are padded here
     """
-    problems, warnings = [], []
+    refused = refused or {}
+    problems = [f"{name}: {refused[name]}" for name in explicit if name in refused]
+    warnings: list[str] = []
+    explicit = {k: v for k, v in explicit.items() if k not in refused}
     for name in explicit:
         status = field_status(name, dataclass_types)
         if status.startswith("refused"):

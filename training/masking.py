@@ -36,17 +36,24 @@ class MaskError(ValueError):
 
 
 @dataclass
-class EncodeStats:
-    """What tokenization did: token counts (by source), truncation counts by kind, end-of-turn suffixes seen."""
+class TokenStats:
+    """What every per-turn tokenization counts: rows kept, their tokens and trained tokens, and the text that ends
+    each trained span (``check_masks`` wants one end-of-turn suffix across a data set)."""
 
-    examples: int = 0
     kept: int = 0
     tokens: int = 0
     trained_tokens: int = 0
+    suffixes: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class EncodeStats(TokenStats):
+    """What tokenization did: token counts (by source), truncation counts by kind, end-of-turn suffixes seen."""
+
+    examples: int = 0
     trained_tokens_by_source: Counter = field(default_factory=Counter)
     examples_by_source: Counter = field(default_factory=Counter)
     truncation: Counter = field(default_factory=Counter)
-    suffixes: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for logs, the model card and the mixture manifest."""
@@ -56,8 +63,27 @@ class EncodeStats:
             "examples_by_source": dict(self.examples_by_source), "truncation": dict(sorted(self.truncation.items())),
         }
 
+    def report(self) -> str:
+        """The line the SFT entry point prints once the data is tokenized.
 
-def _labels(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+        Example:
+            >>> EncodeStats(examples=3, kept=2, tokens=90, trained_tokens=20,
+            ...             trained_tokens_by_source=Counter(os=20)).report()
+            "tokenized 2 of 3 examples: 90 tokens, 20 trained; by source {'os': 20}; truncation none"
+        """
+        d = self.as_dict()
+        return (f"tokenized {d['kept']} of {d['examples']} examples: {d['tokens']} tokens, {d['trained_tokens']} "
+                f"trained; by source {d['trained_tokens_by_source']}; truncation {d['truncation'] or 'none'}")
+
+
+def span_labels(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[int, int]]) -> list[int]:
+    """Each token's label: its id when the token starts inside one of the trained character ``spans`` (sorted,
+    not overlapping), else ``IGNORE``; an empty token (special tokens map to (0, 0)) is never trained.
+
+    Example (tokens at characters 0-3, 3-6 and 6-9; only 3-9 is trained):
+        >>> span_labels([11, 12, 13], [(0, 3), (3, 6), (6, 9)], [(3, 9)])
+        [-100, 12, 13]
+    """
     starts = [s for s, _ in spans]
     labels = []
     for tok, (begin, end) in zip(ids, offsets):
@@ -67,14 +93,42 @@ def _labels(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[in
     return labels
 
 
-def _tokenize(tokenizer: Any, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+def tokenize_with_offsets(tokenizer: Any, texts: list[str]) -> tuple[list[list[int]], list[list[tuple[int, int]]]]:
+    """The token ids of each rendered text and each token's character span, with no special tokens added (the
+    chat format's template has them in the text already).
+
+    Example (needs a model's tokenizer):
+        >>> (ids,), (offsets,) = tokenize_with_offsets(tokenizer, ["Hello there"])  # doctest: +SKIP
+        >>> offsets  # doctest: +SKIP
+        [(0, 5), (5, 11)]
+    """
     enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
     return enc["input_ids"], enc["offset_mapping"]
 
 
-def _suffix(text: str, span: tuple[int, int], reply: str) -> str:
+def reply_suffix(text: str, span: tuple[int, int], reply: str) -> str:
+    """What a trained span of ``text`` holds after the reply itself: the end-of-turn token(s) the template adds
+    (``check_masks`` wants one suffix across a data set), or the whole span when it does not start with the reply.
+
+    Example:
+        >>> reply_suffix("[INST] Hi [/INST] Hello! </s>", (17, 29), "Hello!")
+        '</s>'
+    """
     body = text[span[0]:span[1]].strip()
     return body[len(reply.strip()):].strip() if body.startswith(reply.strip()) else body
+
+
+def require_offsets(tokenizer: Any) -> None:
+    """Refuse (``ValueError``) a tokenizer that cannot give character offsets: the per-turn masks come from them.
+
+    Example:
+        >>> require_offsets(object())
+        Traceback (most recent call last):
+        ...
+        ValueError: per-turn loss masks need a fast tokenizer (character offsets)
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("per-turn loss masks need a fast tokenizer (character offsets)")
 
 
 class Encoder:
@@ -88,15 +142,14 @@ class Encoder:
     """
 
     def __init__(self, tokenizer: Any, fmt: ChatFormat, max_length: int | None):
-        if not getattr(tokenizer, "is_fast", False):
-            raise ValueError("per-turn loss masks need a fast tokenizer (character offsets)")
+        require_offsets(tokenizer)
         self.tokenizer, self.fmt, self.max_length = tokenizer, fmt, max_length
         self.stats = EncodeStats()
 
     def _measure(self, conv: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]], list[int], list[tuple[int, int]], list[int]]:
         """Render and tokenize ``conv``: text, trained spans, ids, offsets, and each turn's token count."""
         text, spans, ends = self.fmt.render_spans(self.tokenizer, conv)
-        (ids,), (offs,) = _tokenize(self.tokenizer, [text])
+        (ids,), (offs,) = tokenize_with_offsets(self.tokenizer, [text])
         token_starts = [o[0] for o in offs]
         token_ends = [bisect_right(token_starts, e) for e in ends]
         per_turn = [b - a for a, b in zip([0] + token_ends[:-1], token_ends)]
@@ -150,12 +203,12 @@ class Encoder:
             return None
         self.stats.truncation.update(counts)
         self._count_suffixes(text, spans, conv)
-        return {"input_ids": ids, "labels": _labels(ids, offs, spans)}
+        return {"input_ids": ids, "labels": span_labels(ids, offs, spans)}
 
     def _count_suffixes(self, text: str, spans: list[tuple[int, int]], conv: list[dict[str, Any]]) -> None:
         """Count what follows each trained reply in its span, for check_masks' one-suffix rule."""
         for span, i in zip(spans, _trained_turns(conv)):
-            self.stats.suffixes[_suffix(text, span, conv[i]["value"])] += 1
+            self.stats.suffixes[reply_suffix(text, span, conv[i]["value"])] += 1
 
     def encode(self, rows: Iterable[dict[str, Any]], batch_size: int = 256) -> list[dict[str, Any]]:
         """Encode rows (``id``, ``conversations``, optional ``source``) into ``id``, ``source``, ``input_ids``, ``labels``.
@@ -183,7 +236,8 @@ class Encoder:
                 continue
             rendered.append(self.fmt.render_spans(self.tokenizer, row["conversations"]))
             todo.append(row)
-        ids_list, offsets_list = _tokenize(self.tokenizer, [r[0] for r in rendered]) if rendered else ([], [])
+        texts = [r[0] for r in rendered]
+        ids_list, offsets_list = tokenize_with_offsets(self.tokenizer, texts) if rendered else ([], [])
         out = []
         for row, (text, spans, ends), ids, offsets in zip(todo, rendered, ids_list, offsets_list):
             if self.max_length is not None and len(ids) > self.max_length:
@@ -191,7 +245,7 @@ class Encoder:
                 if encoded is None:
                     continue
             else:
-                encoded = {"input_ids": ids, "labels": _labels(ids, offsets, spans)}
+                encoded = {"input_ids": ids, "labels": span_labels(ids, offsets, spans)}
                 self._count_suffixes(text, spans, row["conversations"])
             source = row.get("source", "unknown")
             trained = sum(1 for label in encoded["labels"] if label != IGNORE)
@@ -204,7 +258,7 @@ class Encoder:
         return out
 
 
-def check_masks(rows: list[dict[str, Any]], stats: EncodeStats) -> None:
+def check_masks(rows: list[dict[str, Any]], stats: TokenStats) -> None:
     """Fail loudly before training when the loss mask cannot be right.
 
     Raises ``MaskError`` on: no examples; an example with no trained token;

@@ -37,11 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from agentinstruct import __version__
-from agentinstruct.datasetdir.fileutil import atomic_write_text, sha256_file
-from agentinstruct.datasetdir.layout import MANIFEST, data_files, iter_records, read_manifest, write_parquet_by_hash
+from agentinstruct.datasetdir.fileutil import sha256_file
+from agentinstruct.datasetdir.layout import MANIFEST, data_files, iter_records, read_manifest
+from agentinstruct.training.datadir import read_train_rows, write_train_dir
 from agentinstruct.training.mixconfig import MixtureSpec
 from agentinstruct.training.sharegpt import DEFAULT_MAX_TURNS, read_general, require_hub_id
 
@@ -336,24 +336,13 @@ def write_mixture(out: Path, mixture: Mixture, manifest: dict[str, Any]) -> dict
         >>> sorted(p.name for p in Path("mix").iterdir())
         ['README.md', 'data', 'mixture.json']
     """
-    out = Path(out)
-    table = pa.Table.from_pylist(mixture.rows, schema=ARROW_SCHEMA)
-    final, digest = write_parquet_by_hash(out / "data", "train", table)
-    manifest = {**manifest, "data_files": [{"path": final.relative_to(out).as_posix(), "sha256": digest, "rows": len(mixture.rows)}]}
-    atomic_write_text(out / MIXTURE_MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    atomic_write_text(out / "README.md", _card(manifest))
-    for stale in (out / "data").glob("train-*.parquet"):
-        if stale != final:
-            stale.unlink()
-    return manifest
+    return write_train_dir(out, mixture.rows, ARROW_SCHEMA, MIXTURE_MANIFEST, manifest, _card)
 
 
 def read_mixture(root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows and manifest of a mixture dir, each data file checked against the manifest's sha256.
 
-    Read with pyarrow rather than ``load_dataset(DIR)``: datasets 5.2 caches a
-    local dir by its name and config, not its files, so two dirs named ``mix``
-    would silently share the first one's rows.
+    Read with pyarrow rather than ``load_dataset(DIR)`` (see ``datadir.read_train_rows``).
 
     Example (a mixture of agent rows only, written as ``write_mixture`` shows):
         >>> turns = [{"from": "human", "value": "Count the files.", "loss": None}, {"from": "gpt", "value": "3", "loss": True}]
@@ -373,15 +362,7 @@ def read_mixture(root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if not path.exists():
         raise FileNotFoundError(f"{root}: not a mixture dir (no {MIXTURE_MANIFEST}); make one with `agentinstruct mix`")
     manifest = json.loads(path.read_text(encoding="utf-8"))
-    rows: list[dict[str, Any]] = []
-    for f in manifest["data_files"]:
-        file = root / f["path"]
-        if not file.exists():
-            raise FileNotFoundError(f"{root}: {f['path']} listed in {MIXTURE_MANIFEST} is missing")
-        if sha256_file(file) != f["sha256"]:
-            raise ValueError(f"{root}: {f['path']} does not match its sha256 in {MIXTURE_MANIFEST}")
-        rows.extend(pq.read_table(file).to_pylist())
-    return rows, manifest
+    return read_train_rows(root, manifest, MIXTURE_MANIFEST), manifest
 
 
 def build_mixture(spec: MixtureSpec, out: Path, tokenizer: Any) -> dict[str, Any]:

@@ -48,13 +48,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from agentinstruct import __version__
-from agentinstruct.datasetdir.fileutil import atomic_write_text, sha256_file
-from agentinstruct.datasetdir.layout import MANIFEST, data_files, iter_records, read_manifest, write_parquet_by_hash
+from agentinstruct.datasetdir.fileutil import sha256_file
+from agentinstruct.datasetdir.layout import MANIFEST, data_files, iter_records, read_manifest
 from agentinstruct.records.record import content_hash
 from agentinstruct.schemas import SPLITS
+from agentinstruct.training.datadir import read_train_rows, write_train_dir
 
 PAIRS_FORMAT = "agentinstruct-pairs"
 ROLE = {"human": "user", "gpt": "assistant"}
@@ -302,23 +302,13 @@ def write_pairs(out: Path, rows: list[dict[str, Any]], manifest: dict[str, Any])
         >>> m["data_files"], sorted(p.name for p in Path("pairs").iterdir())
         ([{'path': 'data/train-....parquet', 'sha256': '...', 'rows': 0}], ['README.md', 'data', 'manifest.json'])
     """
-    out = Path(out)
-    table = pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)
-    final, digest = write_parquet_by_hash(out / "data", "train", table)
-    written = {"path": final.relative_to(out).as_posix(), "sha256": digest, "rows": len(rows)}
-    manifest = {**manifest, "data_files": [written]}
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-    atomic_write_text(out / "README.md", _card(manifest))
-    for stale in (out / "data").glob("train-*.parquet"):
-        if stale != final:
-            stale.unlink()
-    return manifest
+    return write_train_dir(out, rows, ARROW_SCHEMA, MANIFEST, manifest, _card)
 
 
 def read_pairs(root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The rows and manifest of a pairs dir, each data file checked against the manifest's sha256.
 
-    Read with pyarrow, not ``load_dataset(DIR)``, for the reason ``mixture.read_mixture`` gives (datasets caches a
+    Read with pyarrow, not ``load_dataset(DIR)``, for the reason ``datadir.read_train_rows`` gives (datasets caches a
     local dir by its name).
 
     Example:
@@ -336,15 +326,7 @@ def read_pairs(root: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if manifest is None or manifest.get("format") != PAIRS_FORMAT:
         raise FileNotFoundError(f"{root}: not a pairs dir (no {MANIFEST} of format {PAIRS_FORMAT}); make one with "
                                 "`agentinstruct pairs`")
-    rows: list[dict[str, Any]] = []
-    for f in manifest["data_files"]:
-        file = root / f["path"]
-        if not file.exists():
-            raise FileNotFoundError(f"{root}: {f['path']} listed in {MANIFEST} is missing")
-        if sha256_file(file) != f["sha256"]:
-            raise ValueError(f"{root}: {f['path']} does not match its sha256 in {MANIFEST}")
-        rows.extend(pq.read_table(file).to_pylist())
-    return rows, manifest
+    return read_train_rows(root, manifest, MANIFEST), manifest
 
 
 def pairs_from_dir(src: Path, out: Path, splits: list[str] | None = None, max_pairs_per_task: int | None = 1,

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentinstruct.training.chat import ChatFormat, TemplateError
-from agentinstruct.training.masking import IGNORE, EncodeStats, _labels, _suffix, _tokenize, check_masks
+from agentinstruct.training.masking import (IGNORE, TokenStats, check_masks, reply_suffix, require_offsets,
+                                            span_labels, tokenize_with_offsets)
 
 SENDER = {"user": "human", "assistant": "gpt"}
 COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids", "chosen_mask", "rejected_mask")
@@ -42,17 +43,13 @@ COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids", "chosen_mask", "rejected_
 
 
 @dataclass
-class PairStats:
+class PairStats(TokenStats):
     """What pair tokenization did: pairs kept and dropped, tokens, trained tokens and observation tokens masked."""
 
     pairs: int = 0
-    kept: int = 0
     dropped: Counter = field(default_factory=Counter)
-    tokens: int = 0
     completion_tokens: int = 0
-    trained_tokens: int = 0
     pairs_by_split: Counter = field(default_factory=Counter)
-    suffixes: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for the log, ``training_summary.json`` and the model card.
@@ -65,6 +62,18 @@ class PairStats:
                 "trained_tokens": self.trained_tokens,
                 "masked_completion_tokens": self.completion_tokens - self.trained_tokens,
                 "pairs_by_split": dict(self.pairs_by_split)}
+
+    def report(self) -> str:
+        """The line the DPO entry point prints once the pairs are tokenized.
+
+        Example:
+            >>> PairStats(pairs=3, kept=3, tokens=90, completion_tokens=50, trained_tokens=20).report()
+            'tokenized 3 of 3 pairs: 90 tokens, 20 trained, 30 completion tokens masked (observations); dropped none'
+        """
+        d = self.as_dict()
+        return (f"tokenized {d['kept']} of {d['pairs']} pairs: {d['tokens']} tokens, {d['trained_tokens']} trained, "
+                f"{d['masked_completion_tokens']} completion tokens masked (observations); dropped "
+                f"{d['dropped'] or 'none'}")
 
 
 def _turns(messages: list[dict[str, str]], loss: list[bool] | None) -> list[dict[str, Any]]:
@@ -89,8 +98,7 @@ class PairEncoder:
     """
 
     def __init__(self, tokenizer: Any, fmt: ChatFormat, max_length: int | None):
-        if not getattr(tokenizer, "is_fast", False):
-            raise ValueError("per-turn loss masks need a fast tokenizer (character offsets)")
+        require_offsets(tokenizer)
         self.tokenizer, self.fmt, self.max_length = tokenizer, fmt, max_length
         self.stats = PairStats()
 
@@ -102,13 +110,13 @@ class PairEncoder:
         if not text.startswith(head):
             raise TemplateError(f"{self.fmt.name}: the prompt with its generation prompt is not a prefix of the "
                                 "rendered pair; the completion cannot be told from the prompt")
-        (ids,), (offsets,) = _tokenize(self.tokenizer, [text])
+        (ids,), (offsets,) = tokenize_with_offsets(self.tokenizer, [text])
         n_prompt = 0
         while n_prompt < len(ids) and offsets[n_prompt][1] <= len(head):
             n_prompt += 1
         for span, i in zip(spans, [j for j, t in enumerate(conv) if t["from"] == "gpt" and t["loss"] is True]):
-            self.stats.suffixes[_suffix(text, span, conv[i]["value"])] += 1
-        return ids, _labels(ids, offsets, spans), n_prompt
+            self.stats.suffixes[reply_suffix(text, span, conv[i]["value"])] += 1
+        return ids, span_labels(ids, offsets, spans), n_prompt
 
     def encode_one(self, row: dict[str, Any]) -> dict[str, Any] | None:
         """One pair's token ids and masks; None (counted under ``dropped``) when it does not fit ``max_length``."""
@@ -158,7 +166,7 @@ def check_pair_masks(rows: list[dict[str, Any]], stats: PairStats) -> None:
             labels = [IGNORE] * len(row["prompt_ids"]) + [t if m else IGNORE for t, m in
                                                             zip(row[f"{side}_ids"], row[f"{side}_mask"])]
             sides.append({"id": f"{row.get('id')}/{side}", "input_ids": ids, "labels": labels})
-    check_masks(sides, EncodeStats(suffixes=stats.suffixes))
+    check_masks(sides, stats)
 
 
 def _collator_base() -> type:

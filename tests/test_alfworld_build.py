@@ -148,4 +148,5 @@ def test_kill_9_mid_build_then_resume_gives_the_uninterrupted_record_set(games, 
     assert final.returncode == 0, outputs[-1]
     assert comparable(killed) == comparable(clean)
     entries = [json.loads(x) for x in journal_path(killed, "alfworld").read_text().splitlines()]
-    assert sorted(e["id"] for e in entries if e["kind"] == "finished") == sorted(r["id"] for r in comparable(killed))
+    assert sorted(e["id"] for e in entries if e["kind"] == "finished") == \
+        sorted(f"{r['task_id']}#0" for r in comparable(killed))  # journal keys: task#attempt

@@ -118,10 +118,10 @@ class Mind2webBuilder(QueryBuilder):
     embedded_tasks = True
     Options = Mind2webOptions
     # A round is a few milliseconds of engine time: the demo poses 40 steps (about 77 rounds) with template
-    # thoughts, and SmolLM2 writes the thoughts of one step's rounds and answers one step's (each call reads a
-    # question of about 500 tokens, seconds on 2 cores).
+    # thoughts. No SmolLM2: its one step took 31 s and its thoughts more (each call reads a question of about 500
+    # tokens), which put the demo at 6m05s on 2 quiet cores, past 6 minutes.
     demo_tasks = 40
-    demo_model_tasks = 1
+    demo_model_tasks = 0
 
     def __init__(self, ranker: str = "bm25", scores: Path | None = None, top_k: int = TOP_K, shuffle_seed: int = 123,
                  eval_tasks: bool = False) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from openai_stub import OpenAIStub
@@ -123,3 +125,37 @@ def test_prices_and_usage_record():
     assert agent.usage_record(usage) == {"calls": 2, "prompt_tokens": 1500, "completion_tokens": 500, "cost_usd": 2.5}
     free = AgentClient("m", base_url="http://127.0.0.1:9/v1")
     assert free.usage_record(usage)["cost_usd"] is None
+
+
+def test_requests_go_through_the_proxy_the_environment_names(stub, monkeypatch):
+    # The stub stands in for the proxy: a request for a host that does not resolve reaches it only through the proxy.
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{stub.port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    agent = AgentClient("stub-model", base_url="http://model.invalid/v1", max_retries=0)
+    assert chat(agent).text == "Hi, how can I help?"
+    monkeypatch.setenv("NO_PROXY", "model.invalid")
+    with pytest.raises(AgentUnavailable, match="connection error"):
+        chat(AgentClient("stub-model", base_url="http://model.invalid/v1", max_retries=0))
+
+
+def test_an_answer_that_is_not_a_chat_completion_is_named():
+    class NotJson(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "9")
+            self.end_headers()
+            self.wfile.write(b"<html>hi!")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotJson)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        agent = AgentClient("m", base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", max_retries=0)
+        with pytest.raises(AgentUnavailable, match=r"not a chat completion: '<html>hi!'"):
+            chat(agent)
+    finally:
+        server.shutdown()

@@ -7,9 +7,13 @@ is ``c / (latency * TURNS)`` episodes per second; the ratio shows what the
 engine (client, event loop, worker threads, journal fsyncs, the final
 dataset write) costs on top; ``cpu ms/ep`` is the engine's own CPU per
 episode, the figure that bounds throughput when the machine is busy. Runs
-``build_split`` in process, as ``agentinstruct build`` does::
+``build_split`` in process, as ``agentinstruct build`` does. Each concurrency
+runs twice: with the counter's environment calls on the event loop (``inline``,
+the builder's ``env_in_thread = False``, as for a split of pure computations)
+and in worker threads (``threaded``, as for splits whose calls wait on a
+sandbox or a database), so the table shows what the thread hand-offs cost::
 
-    .venv/bin/python benchmarks/bench_collect.py [--latency 0.2] [--concurrency 1 8 64] [--seconds 4]
+    .venv/bin/python benchmarks/bench_collect.py [--latency 0.2] [--concurrency 1 64 256] [--seconds 4]
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from counter_builder import CounterBuilder  # noqa: E402  (the test builder lives in tests/)
+from openai_stub import spawn  # noqa: E402
 
 import agentinstruct.collection.collect as collect_module  # noqa: E402
 from agentinstruct.collection.agent import AgentClient  # noqa: E402
@@ -46,17 +50,17 @@ def task_file(n: int, where: Path) -> Path:
     return path
 
 
-def start_stub(latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "openai_stub.py"), "--responder", "counter_builder:respond",
-         "--latency", str(latency)],
-        stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT / "tests"), "PATH": ""},
-    )
-    return proc, proc.stdout.readline().strip()
+class ThreadedCounter(CounterBuilder):
+    """The counter with its environment calls in worker threads, as the default ``Builder`` runs them."""
+
+    env_in_thread = True
 
 
-async def run(url: str, tasks: Path, out: Path, concurrency: int) -> tuple[float, float, int, float]:
-    builder = CounterBuilder()
+ENVS = {"inline": CounterBuilder, "threaded": ThreadedCounter}
+
+
+async def run(url: str, tasks: Path, out: Path, concurrency: int, env: str) -> tuple[float, float, int, float]:
+    builder = ENVS[env]()
     # This process's CPU while the episodes run: up to the moment the split's write starts.
     write_started: list[float] = []
     write = collect_module.write_split
@@ -81,25 +85,28 @@ async def run(url: str, tasks: Path, out: Path, concurrency: int) -> tuple[float
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--latency", type=float, default=0.2, help="server seconds per request (default 0.2)")
-    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 64, 256])
+    p.add_argument("--env", nargs="+", choices=list(ENVS), default=list(ENVS), help="environment call modes to run")
     p.add_argument("--seconds", type=float, default=4.0, help="ideal duration of each run (sets the episode count)")
     args = p.parse_args()
-    proc, url = start_stub(args.latency)
+    proc, url = spawn("counter_builder:respond", args.latency)
     try:
         print(f"server latency {args.latency}s, {TURNS} model calls per episode, build_split in process")
         print("eps/s: episodes per second while collecting; total s adds the final dataset write; cpu ms/ep: this "
               "process's CPU per episode while collecting (the server's not included)")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        print(f"{'concurrency':>11} {'episodes':>8} {'seconds':>8} {'total s':>8} {'eps/s':>8} {'ideal':>8} {'ratio':>6} "
-              f"{'cpu ms/ep':>9}")
+        print(f"{'concurrency':>11} {'env':>8} {'episodes':>8} {'seconds':>8} {'total s':>8} {'eps/s':>8} {'ideal':>8} "
+              f"{'ratio':>6} {'cpu ms/ep':>9}")
         for c in args.concurrency:
             ideal = c / (args.latency * TURNS)
             n = max(c, round(ideal * args.seconds))
-            with tempfile.TemporaryDirectory() as tmp:
-                seconds, total, episodes, cpu = asyncio.run(run(url, task_file(n, Path(tmp)), Path(tmp) / "out", c))
-            rate = episodes / seconds
-            print(f"{c:>11} {episodes:>8} {seconds:>8.2f} {total:>8.2f} {rate:>8.2f} {ideal:>8.2f} {rate / ideal:>6.2f} "
-                  f"{cpu / episodes * 1000:>9.2f}")
+            for env in args.env:
+                with tempfile.TemporaryDirectory() as tmp:
+                    seconds, total, episodes, cpu = asyncio.run(run(url, task_file(n, Path(tmp)), Path(tmp) / "out", c,
+                                                                    env))
+                rate = episodes / seconds
+                print(f"{c:>11} {env:>8} {episodes:>8} {seconds:>8.2f} {total:>8.2f} {rate:>8.2f} {ideal:>8.2f} "
+                      f"{rate / ideal:>6.2f} {cpu / episodes * 1000:>9.2f}")
         print(f"load average {os.getloadavg()[0]:.1f}")
     finally:
         proc.terminate()

@@ -18,15 +18,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from openai_stub import spawn  # noqa: E402  (the test server lives in tests/)
 
 from agentinstruct.builders.os.builder import NEW_PROBLEM, OsBuilder  # noqa: E402
+from agentinstruct.builders.os.limits import Limits  # noqa: E402
 from agentinstruct.collection.agent import AgentClient  # noqa: E402
 from agentinstruct.collection.collect import build_split  # noqa: E402
 from agentinstruct.filters.base import FilterPipeline, RewardFilter  # noqa: E402
@@ -42,18 +45,8 @@ def respond(messages: list[dict]) -> str:
     return SCRIPT[min(step, TURNS - 1)]
 
 
-def start_stub(latency: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "openai_stub.py"), "--responder", "bench_os_collect:respond",
-         "--latency", str(latency)],
-        stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "benchmarks")])},
-    )
-    return proc, proc.stdout.readline().strip()
-
-
-async def run(url: str, out: Path, concurrency: int, n: int) -> tuple[float, int, int]:
-    builder = OsBuilder(backend="bubblewrap")
+async def run(url: str, out: Path, concurrency: int, n: int, memory_mb: int) -> tuple[float, int, int]:
+    builder = OsBuilder(backend="bubblewrap", limits=Limits(memory_total_mb=memory_mb, disk_mb=memory_mb // 2))
     tasks = builder.load_tasks("embedded")
     async with AgentClient("stub", base_url=url, max_retries=0) as agent:
         # --attempts repeats the embedded tasks (distinct episodes, each in its own sandbox) to reach n episodes.
@@ -72,10 +65,16 @@ def main() -> None:
     p.add_argument("--latency", type=float, default=1.0, help="server seconds per request (default 1.0)")
     p.add_argument("--concurrency", type=int, nargs="+", default=[8, 32])
     p.add_argument("--seconds", type=float, default=8.0, help="ideal duration of each run (sets the episode count)")
+    # Admission reserves each sandbox's budget, warm ones included: 32 in flight and 32 warm at the default 1 GiB
+    # would need 64 GiB, so the default 1 GiB admits about 18 at once on a 24 GiB host (README "Memory").
+    p.add_argument("--memory-mb", type=int, default=256,
+                   help="memory budget per episode, its tmpfs (half of it) included (default 256: 64 sandboxes fit "
+                        "in 16 GiB)")
     args = p.parse_args()
-    proc, url = start_stub(args.latency)
+    proc, url = spawn("bench_os_collect:respond", args.latency, [ROOT / "benchmarks"])
     try:
-        print(f"os split, bubblewrap sandboxes; server latency {args.latency}s, {TURNS} model calls per episode")
+        print(f"os split, bubblewrap sandboxes of {args.memory_mb} MiB each; server latency {args.latency}s, {TURNS} "
+              "model calls per episode")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"{'concurrency':>11} {'episodes':>8} {'seconds':>8} {'eps/s':>8} {'ideal':>8} {'ratio':>6} {'calls/ep':>8}")
         for c in args.concurrency:
@@ -83,7 +82,7 @@ def main() -> None:
             n = max(c, round(ideal * args.seconds))
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
-                seconds, episodes, calls = asyncio.run(run(url, Path(tmp) / "out", c, n))
+                seconds, episodes, calls = asyncio.run(run(url, Path(tmp) / "out", c, n, args.memory_mb))
             rate = episodes / seconds
             print(f"{c:>11} {episodes:>8} {seconds:>8.2f} {rate:>8.2f} {ideal:>8.2f} {rate / ideal:>6.2f} "
                   f"{calls / episodes:>8.2f}   (with the dataset write {time.perf_counter() - start:.1f}s)")

@@ -71,6 +71,7 @@ class CounterBuilder(Builder):
     env_name = "counter"
     env_version = "1"
     max_turns = 4
+    env_in_thread = False  # its calls are a few additions: on the event loop, as a split of pure computations runs
 
     @property
     def backend(self) -> str:

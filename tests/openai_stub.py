@@ -12,7 +12,10 @@ stops the whole server after n answered requests; ``start()`` brings it back
 on the same port.
 
 Used by the engine's tests and by the os/db/kg builders' tests; also runnable
-as a process for benchmarks::
+as a process for benchmarks (``spawn``), where it answers with the same
+replies from an aiohttp server on one event loop: a thread per connection
+sleeping out the latency cost the benchmarks' shared cores more than the
+engine under test did at 256 requests in flight::
 
     python tests/openai_stub.py --responder counter_builder:respond --latency 0.05
 """
@@ -20,15 +23,19 @@ as a process for benchmarks::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import json
+import os
 import socket
+import subprocess
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 Responder = Callable[[list[dict[str, Any]]], str]
@@ -130,6 +137,9 @@ class OpenAIStub:
             if die:
                 self._die_after = None
         if die:
+            # Dead from now on: requests already on open connections are dropped while the stop below waits for the
+            # accept loop (a fast client would otherwise be answered for another poll interval).
+            self._stopping.set()
             threading.Thread(target=self.stop, daemon=True).start()
 
 
@@ -174,6 +184,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         owner = self.owner
+        if owner._stopping.is_set():  # a server that died answers nothing
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._json(404, {"error": {"message": f"no route {self.path}"}})
@@ -201,19 +215,65 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(400, {"error": {"message": "This model's maximum context length is 2048 tokens; "
                                        "your messages exceed it", "code": "context_length_exceeded"}})
             return
-        messages = body.get("messages", [])
-        text = owner.respond(messages)
-        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
-        self._json(200, {
-            "id": f"chatcmpl-{owner.answered}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": body.get("model", owner.model),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
-                      "total_tokens": prompt_tokens + len(text.split())},
-        })
+        self._json(200, completion(owner.respond, body, owner.model, owner.answered))
         owner._answered()
+
+
+def completion(respond: Responder, body: dict[str, Any], model: str, n: int) -> dict[str, Any]:
+    """The chat completion answering request ``body``: ``respond``'s text, tokens counted as words."""
+    messages = body.get("messages", [])
+    text = respond(messages)
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+    return {
+        "id": f"chatcmpl-{n}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", model),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": len(text.split()),
+                  "total_tokens": prompt_tokens + len(text.split())},
+    }
+
+
+async def serve(respond: Responder, latency: float, port: int, model: str = "stub") -> None:
+    """Answer chat requests after ``latency`` seconds on one event loop until cancelled; prints the base URL."""
+    from aiohttp import web
+
+    answered = 0
+
+    async def chat(request: web.Request) -> web.Response:
+        nonlocal answered
+        body = await request.json()
+        await asyncio.sleep(latency)
+        answered += 1
+        return web.json_response(completion(respond, body, model, answered))
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": model, "object": "model"}]})
+
+    app = web.Application()
+    app.add_routes([web.post("/v1/chat/completions", chat), web.get("/v1/models", models)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port, backlog=1024)
+    await site.start()
+    print(f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/v1", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+def spawn(responder: str, latency: float, paths: Sequence[Path] = ()) -> tuple[subprocess.Popen, str]:
+    """This server in a process of its own (``module:function`` responder importable from ``paths`` and tests/):
+    the process and its base URL. Stop it with ``terminate()``."""
+    here = Path(__file__).resolve().parent
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--responder", responder, "--latency", str(latency)],
+        stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(str(p) for p in [here, *paths])},
+    )
+    return proc, proc.stdout.readline().strip()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -227,12 +287,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.responder:
         module, _, name = args.responder.partition(":")
         respond = getattr(importlib.import_module(module), name)
-    stub = OpenAIStub(respond, latency=args.latency, port=args.port).start()
-    print(stub.url, flush=True)
     try:
-        threading.Event().wait()
+        asyncio.run(serve(respond, args.latency, args.port))
     except KeyboardInterrupt:
-        stub.stop()
+        pass
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import counter_builder
 import pytest
@@ -156,3 +157,25 @@ def test_a_thought_that_copies_the_prompt_falls_back_to_the_template(stub):
     stub.respond = lambda messages: "The agent's next action is:\nadd: 4\nThis means the agent will add 4."
     tail = agent_turns(episode(stub, task(2, 6), policy="reference"))
     assert tail[0]["value"] == "Thought: I will take the next step of the solution with add `4` to move the task forward.\nAction: add(4)"
+
+
+@pytest.mark.parametrize("in_thread", [True, False])
+def test_env_calls_run_where_the_builder_says_with_the_same_record(stub, in_thread):
+    calls: set[str] = set()
+
+    class Watched(CounterBuilder):
+        env_in_thread = in_thread
+
+        def open_env(self, t):
+            env = super().open_env(t)
+            for name in ("reset", "step", "score", "close"):
+                def watched(*args, _call=getattr(env, name), **kwargs):
+                    calls.add("loop" if threading.current_thread() is threading.main_thread() else "worker")
+                    return _call(*args, **kwargs)
+                setattr(env, name, watched)
+            return env
+
+    record = episode(stub, task(0, 7), builder=Watched())
+    assert calls == {"worker" if in_thread else "loop"}
+    plain = episode(stub, task(0, 7))
+    assert record["conversations"] == plain["conversations"] and record["reward"] == plain["reward"] == 1.0

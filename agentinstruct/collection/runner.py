@@ -26,12 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from agentinstruct.builders.base import (Action, Builder, Environment, FormatError, NoReferenceSolution, Query,
                                          QueryBuilder, QueryEnvironment, Score, Task, Turn)
 from agentinstruct.collection.agent import AgentClient, ContextLimit, Usage
 from agentinstruct.records.record import make_record
+
+T = TypeVar("T")
 
 POLICIES: tuple[str, ...] = ("model", "reference")
 UNFILTERED: dict[str, Any] = {"bar": None, "kept": False, "reason": "not filtered yet"}
@@ -95,7 +98,7 @@ class _Episode:
             self.final = action
             self.termination = "finished" if action.kind == "finish" else "answered"
             return True
-        result = await asyncio.to_thread(self.env.step, action)
+        result = await _env_call(self.builder, self.env.step, action)
         self.observe(result.observation)
         if result.done:
             self.final = action
@@ -215,7 +218,14 @@ async def _reference_policy(ep: _Episode, agent: AgentClient | None, actions: li
     ep.termination = "finished"
 
 
+async def _env_call(builder: Builder, call: Callable[..., T], *args: Any) -> T:
+    """An environment call, in a worker thread or on the event loop as ``builder.env_in_thread`` says."""
+    return await asyncio.to_thread(call, *args) if builder.env_in_thread else call(*args)
+
+
 async def _open(builder: Builder, task: Task) -> Environment:
+    if not builder.env_in_thread:
+        return builder.open_env(task)
     # Shielded: if the episode is cancelled while the env starts in its thread, it is still closed once it is up.
     start = asyncio.ensure_future(asyncio.to_thread(builder.open_env, task))
     try:
@@ -252,10 +262,10 @@ async def run_episode(
         raise ValueError("--policy model needs a model (--model)")
     # Before the environment starts: a task without a reference solution needs none (the os builder may run a
     # scratch sandbox here, so it runs in a worker thread like every environment call).
-    actions = await asyncio.to_thread(reference_solution, builder, task) if policy == "reference" else []
+    actions = await _env_call(builder, reference_solution, builder, task) if policy == "reference" else []
     env = await _open(builder, task)
     try:
-        extra = await asyncio.to_thread(env.reset)
+        extra = await _env_call(builder, env.reset)
         ep = _Episode(builder, task, env)
         if extra:  # on a line of its own, unless the task turn ends with a space to continue its sentence
             ep.turns[-1]["value"] += ("" if ep.turns[-1]["value"][-1:].isspace() else "\n") + extra
@@ -263,9 +273,9 @@ async def run_episode(
             await _model_policy(ep, agent)
         else:
             await _reference_policy(ep, agent, actions)
-        score = await asyncio.to_thread(env.score, ep.final)
+        score = await _env_call(builder, env.score, ep.final)
     finally:
-        await asyncio.to_thread(env.close)
+        await _env_call(builder, env.close)
     return _record(builder, task, episode_id, ep.turns, score, policy, agent, termination=ep.termination,
                    format_errors=ep.format_errors, usage=ep.usage)
 
@@ -361,7 +371,7 @@ async def run_queries(builder: QueryBuilder, task: Task, record_id: str, *, poli
     env: QueryEnvironment = await _open(builder, task)  # type: ignore[assignment]
     posed: list[tuple[list[Turn], Usage, int]] = []
     try:
-        while (query := await asyncio.to_thread(env.next_query)) is not None:
+        while (query := await _env_call(builder, env.next_query)) is not None:
             usage, errors = Usage(), 0
             if policy == "model":
                 reply = await agent.chat(to_messages(query.turns))  # type: ignore[union-attr]
@@ -372,12 +382,12 @@ async def run_queries(builder: QueryBuilder, task: Task, record_id: str, *, poli
             else:
                 text = builder.render(await _query_thought(builder, task, query, agent, usage), query.reference)
                 parsed = query.reference
-            await asyncio.to_thread(env.answer, query, parsed)
+            await _env_call(builder, env.answer, query, parsed)
             posed.append(([dict(t) for t in query.turns] + [{"from": "gpt", "value": text, "loss": True}], usage,
                           errors))
-        scores = await asyncio.to_thread(env.scores)
+        scores = await _env_call(builder, env.scores)
     finally:
-        await asyncio.to_thread(env.close)
+        await _env_call(builder, env.close)
     if len(scores) != len(posed):
         raise ValueError(f"{builder.split} task {task.task_id}: {len(posed)} questions posed but {len(scores)} scores")
     return [_record(builder, task, f"{record_id}.{k}", turns, score, policy, agent,

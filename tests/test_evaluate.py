@@ -4,6 +4,7 @@ and a checkpoint served by ``transformers serve``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from agentinstruct.builders.base import Action, FormatError, Task
 from agentinstruct.builders.db.builder import DbBuilder
 from agentinstruct.builders.kg.builder import KgBuilder
 from agentinstruct.cli import main
+from agentinstruct.collection.agent import AgentClient
 from agentinstruct.evaluation.heldin import SPECS
 from agentinstruct.evaluation.results import (EvalRun, read_results, render_table, rate_result, wilson_interval,
                                               write_results)
@@ -64,6 +66,30 @@ def test_a_counter_model_of_known_success_rate_writes_results_with_a_wilson_inte
     assert f"os: success {solved / 30 * 100:.1f} [" in out
 
 
+def test_max_turns_cuts_every_episode_at_that_many_agent_turns_and_a_resume_under_another_is_refused(tmp_path,
+                                                                                                     capsys):
+    out = tmp_path / "capped"
+    base = ["--model", "stub", *COUNTER, "--tasks", "os=gen:30"]
+    targets = counter_targets(30)
+    with OpenAIStub(counter_builder.respond) as stub:
+        # a multiple of 5 takes three turns (a malformed reply first): at two it runs out, unanswered
+        rc, _, err = evaluate([*base, "--base-url", stub.url, "--out", str(out), "--max-turns", "2"], capsys)
+        assert rc == 0, err
+        refused, _, err = evaluate([*base, "--base-url", stub.url, "--out", str(out), "--max-turns", "3"], capsys)
+        above, _, _ = evaluate([*base, "--base-url", stub.url, "--out", str(tmp_path / "above"), "--max-turns", "9"],
+                               capsys)
+    [capped] = read_results(out).results
+    assert capped.settings["max_turns"] == 2
+    assert capped.value == pytest.approx(sum(1 for t in targets if t % 3 and t % 5) / 30)
+    assert capped.details["turn_limit_rate"] == pytest.approx(sum(1 for t in targets if t % 5 == 0) / 30)
+    rows = [json.loads(line) for line in (out / "eval-os.jsonl").read_text().splitlines()]
+    assert max(r["num_turns"] for r in rows) == 2 and {r["termination"] for r in rows} == {"answered", "max_turns"}
+    assert refused != 0 and "its episodes ran under max_turns 2, not 3" in err
+    [uncapped] = read_results(tmp_path / "above").results
+    assert above == 0 and uncapped.settings["max_turns"] == counter_builder.CounterBuilder.max_turns == 4
+    assert uncapped.value == pytest.approx(sum(1 for t in targets if t % 3) / 30)
+
+
 def _task_of(tasks: list[Task], messages: list[dict]) -> tuple[Task, int]:
     """The task posed in the conversation and how many agent turns came after it."""
     at = max(i for i, m in enumerate(messages) if m["role"] == "user" and any(t.instruction in m["content"]
@@ -109,7 +135,7 @@ def played(builder, task: Task, replies: list[str], metric: str) -> float:
 
 
 def test_kg_and_db_models_with_scripted_answers_score_what_their_episodes_score(tmp_path, capsys):
-    kg, db = KgBuilder(), DbBuilder()
+    kg, db = KgBuilder(eval_tasks=True), DbBuilder(eval_tasks=True)
     kg_tasks, db_tasks = kg.load_tasks("embedded-eval"), db.load_tasks("embedded-eval")[:21]
     scripts = {t.task_id: kg_script(kg, i, t) for i, t in enumerate(kg_tasks)}
     scripts |= {t.task_id: db_script(db, i, t) for i, t in enumerate(db_tasks)}
@@ -151,6 +177,22 @@ def test_every_split_has_an_evaluation_part_of_at_least_20_tasks_apart_from_its_
         assert not {t.task_id for t in held_out} & {t.task_id for t in train}, split
 
 
+@pytest.mark.parametrize("split", ["os", "db", "kg"])
+def test_a_build_refuses_the_evaluation_part_unless_given_eval_tasks(split, tmp_path, capsys, request):
+    extra = ["--backend", request.getfixturevalue("sandbox_backend")] if split == "os" else []
+    args = ["build", split, "--tasks", "embedded-eval", "--policy", "reference", *extra]
+    refused = tmp_path / "refused"
+    assert main([*args, "--out", str(refused)]) != 0
+    err = capsys.readouterr().err
+    assert f"{split} tasks embedded-eval: " in err and "evaluation part; training data is not built from them" in err
+    assert "(give --eval-tasks to run them anyway)" in err and not refused.exists()
+    built = tmp_path / "built"
+    assert main([*args, "--eval-tasks", "--limit", "1", "--out", str(built)]) == 0
+    assert f"{split} (main): 1 episodes" in capsys.readouterr().out
+    header = json.loads((built / ".journal" / split / "main.jsonl").read_text().splitlines()[0])
+    assert header["params"]["options"]["eval_tasks"] is True
+
+
 # ----------------------------------------------------------------- errors, overlap
 
 
@@ -180,7 +222,7 @@ def test_errored_episodes_are_retried_and_what_still_errors_counts_as_a_failure(
 
 
 def test_evaluation_tasks_found_in_the_training_data_are_refused_or_flagged(tmp_path, capsys):
-    question = KgBuilder().load_tasks("embedded-eval")[3]
+    question = KgBuilder(eval_tasks=True).load_tasks("embedded-eval")[3]
     train = tmp_path / "train.jsonl"
     train.write_text(json.dumps({"id": "kg_7", "split": "kg", "task_id": "other",
                                  "instruction": f"Please answer: {question.instruction}"}) + "\n")
@@ -289,12 +331,13 @@ def test_a_checkpoint_dir_is_served_with_transformers_serve_and_stopped():
     from agentinstruct.collection.localmodel import _ready
     from agentinstruct.evaluation.serve import endpoint, folder_revision
     from agentinstruct.training.base import EMBEDDED_GGUF, plain_checkpoint
-    from openai import OpenAI
 
     folder = plain_checkpoint(EMBEDDED_GGUF)
     with endpoint(str(folder)) as served:
         assert served.served_by == "transformers serve" and served.revision == folder_revision(folder)
-        reply = OpenAI(base_url=served.base_url, api_key="none").chat.completions.create(
-            model=served.model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8, temperature=0)
-        assert reply.choices[0].message.content.strip()
+        async def hello() -> str:
+            async with AgentClient(served.model, base_url=served.base_url, max_tokens=8, temperature=0) as agent:
+                return (await agent.chat([{"role": "user", "content": "Say hello."}])).text
+
+        assert asyncio.run(hello()).strip()
     assert not _ready(served.base_url)

@@ -21,7 +21,7 @@ from agentinstruct.builders.taskfile import TaskFileError
 STORE = OxigraphBackend.embedded()
 BUILDER = KgBuilder(STORE)
 TASKS = BUILDER.load_tasks("embedded")
-EVAL_TASKS = BUILDER.load_tasks("embedded-eval")
+EVAL_TASKS = KgBuilder(STORE, eval_tasks=True).load_tasks("embedded-eval")
 PATTERNS = ("join1", "join2", "and", "and2", "count", "argmax", "argmin")
 
 

@@ -46,6 +46,9 @@ def _arguments(p: argparse.ArgumentParser) -> None:
                    help="with --train: evaluate overlapping tasks anyway and flag them in results.json")
     h.add_argument("--limit", type=int, metavar="N", help="only the first N tasks of each split (and items of each "
                    "general benchmark)")
+    h.add_argument("--max-turns", type=int, metavar="N",
+                   help="cap each episode at N agent turns (default: each split's own limit, AgentBench's; a cap "
+                   "never raises it); recorded in each split's settings")
     h.add_argument("--concurrency", type=int, default=4, metavar="N", help="episodes at once (default 4)")
     h.add_argument("--retries", type=int, default=DEFAULT_RETRIES, metavar="N",
                    help=f"reruns of errored episodes before they count as failures (default {DEFAULT_RETRIES})")
@@ -91,6 +94,8 @@ def _evaluate_model(args: argparse.Namespace) -> tuple[Path, int]:
             raise ValueError(f"{flag} names split {left[0]}, which is not evaluated (--splits {' '.join(splits)})")
     if args.allow_overlap and not args.train:
         raise ValueError("--allow-overlap needs --train DIR (the training data to check against)")
+    if args.max_turns is not None and args.max_turns < 1:  # now, not after a checkpoint server has started
+        raise ValueError(f"--max-turns {args.max_turns}: an episode needs at least 1 agent turn")
     check_owner(args.out, args.model, any_revision=True)  # before a server starts: the revision comes from it
     errors = 0
     with endpoint(args.model, args.base_url) as served:
@@ -115,7 +120,7 @@ def _evaluate_model(args: argparse.Namespace) -> tuple[Path, int]:
                 result = await evaluate_heldin(
                     split, agent, args.out, source=sources.get(split), builder=builders.get(split), limit=args.limit,
                     concurrency=args.concurrency, retries=args.retries, train=args.train,
-                    allow_overlap=args.allow_overlap)
+                    allow_overlap=args.allow_overlap, max_turns=args.max_turns)
                 save([result])  # each split as it finishes: a later failure keeps the earlier figures
                 noted = f" ({result.errors} errored, counted as failures)" if result.errors else ""
                 print(f"{split}: {result.metric} {result.shown()} [{result.shown(result.ci_low)}, "

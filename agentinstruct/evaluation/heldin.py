@@ -10,7 +10,8 @@ An episode that errors (the model server failing past the client's retries) is r
 resume, up to ``retries`` times; what still errors counts as a failure (score 0) in the figure and in
 ``Result.errors``. With a training dir, tasks whose text or id the training data shares are found by the
 decontamination check (``agentinstruct.filters.decontam``) and the split is refused, or with ``allow_overlap``
-flagged in its settings.
+flagged in its settings. ``max_turns`` caps every episode's agent turns below the split's own limit (a quick
+run's budget); the limit each split ran under is in its settings.
 """
 
 from __future__ import annotations
@@ -51,9 +52,9 @@ SPECS: dict[str, HeldIn] = {
     "alfworld": HeldIn("alfworld", "success", True, "embedded-eval", {"eval_games": True}),
     "webshop": HeldIn("webshop", "reward", False, "embedded", {"goals": "eval"}),
     "mind2web": HeldIn("mind2web", "step_success", True, "embedded-eval", {"eval_tasks": True}),
-    "kg": HeldIn("kg", "f1", False, "embedded-eval"),
-    "os": HeldIn("os", "success", True, "embedded-eval"),
-    "db": HeldIn("db", "success", True, "embedded-eval"),
+    "kg": HeldIn("kg", "f1", False, "embedded-eval", {"eval_tasks": True}),
+    "os": HeldIn("os", "success", True, "embedded-eval", {"eval_tasks": True}),
+    "db": HeldIn("db", "success", True, "embedded-eval", {"eval_tasks": True}),
 }
 
 
@@ -76,6 +77,45 @@ def make_builder(split: str, spec: str | None = None) -> Builder:
     builder = cls.from_options(options)
     builder.options = options
     return builder
+
+
+def cap_turns(builder: Builder, max_turns: int | None) -> int:
+    """Cap ``builder``'s episodes at ``max_turns`` agent turns (None: the split's own limit); the limit now in force.
+
+    The cap never raises a split's limit: its own is AgentBench's (alfworld 35, os 8, ...), and a query split asks
+    one action per question (its limit is 1).
+
+    Example:
+        >>> from agentinstruct.builders.kg.builder import KgBuilder
+        >>> kg = KgBuilder()
+        >>> cap_turns(kg, None), cap_turns(kg, 3), cap_turns(KgBuilder(), 50)
+        (15, 3, 15)
+        >>> cap_turns(kg, 0)
+        Traceback (most recent call last):
+        ...
+        ValueError: --max-turns 0: an episode needs at least 1 agent turn
+    """
+    if max_turns is not None:
+        if max_turns < 1:
+            raise ValueError(f"--max-turns {max_turns}: an episode needs at least 1 agent turn")
+        # an instance attribute: the class's limit stays for every other builder of the split
+        builder.max_turns = min(max_turns, type(builder).max_turns)
+    return builder.max_turns
+
+
+def _check_turn_limit(out: Path, builder: Builder, max_turns: int) -> None:
+    """Refuse to resume an evaluation journal whose episodes ran under another turn limit: the journal's own
+    parameters do not hold it (builds have no such option), its header's settings do (a journal from before they
+    did ran under the split's own limit)."""
+    from agentinstruct.collection.journal import Journal, journal_path
+
+    name = f"eval-{builder.split}"
+    if not journal_path(out, name).is_file():
+        return
+    before = Journal.header_of(out, name).get("config", {}).get("max_turns", type(builder).max_turns)
+    if before != max_turns:
+        raise ValueError(f"{journal_path(out, name)}: its episodes ran under max_turns {before}, not {max_turns}; "
+                         "use another --out, or the same --max-turns to resume")
 
 
 def episode_value(spec: HeldIn, records: Sequence[dict[str, Any]]) -> float:
@@ -193,9 +233,12 @@ async def evaluate_heldin(
     retries: int = DEFAULT_RETRIES,
     train: Sequence[Path] = (),
     allow_overlap: bool = False,
+    max_turns: int | None = None,
     progress: bool = True,
 ) -> Result:
     """Evaluate ``agent`` on one split's evaluation tasks (journal and ``eval-SPLIT.jsonl`` in ``out``).
+
+    ``max_turns`` caps each episode's agent turns (``cap_turns``; recorded in ``settings["max_turns"]``).
 
     Errored episodes are retried through the journal up to ``retries`` times; the rest count as failures.
     With ``train`` dirs, tasks they hold are refused (``ValueError`` naming them), or with ``allow_overlap``
@@ -209,6 +252,7 @@ async def evaluate_heldin(
     from agentinstruct.collection.evaluate import evaluate_split
 
     made = make_builder(split, builder)
+    turns = cap_turns(made, max_turns)
     spec = SPECS[split]
     src = source or spec.source
     tasks = made.load_tasks(src)
@@ -219,8 +263,9 @@ async def evaluate_heldin(
         "tasks": src, "builder": f"{type(made).__module__}:{type(made).__qualname__}",
         "builder_options": {k: _plain(v) for k, v in dataclasses.asdict(made.options).items()}
         if dataclasses.is_dataclass(made.options) else {},
-        "limit": limit, "backend": made.backend, "sampling": getattr(agent, "sampling", None),
+        "limit": limit, "backend": made.backend, "sampling": getattr(agent, "sampling", None), "max_turns": turns,
     }
+    _check_turn_limit(out, made, turns)
     if train:
         overlap = overlapping_tasks(chosen, split, train)
         if overlap and not allow_overlap:

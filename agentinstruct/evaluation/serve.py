@@ -11,6 +11,12 @@
 ``transformers serve`` is used for checkpoints because it needs nothing beyond transformers (no conversion step,
 which llama.cpp would need and whose converter is not installed here), works offline on a local dir, applies the
 checkpoint's own chat template, and runs the weights exactly as training saved them.
+
+It runs with continuous batching (``--continuous-batching``, paged attention): requests in flight are decoded
+together instead of one ``generate`` at a time, and the KV cache keeps finished requests' blocks for prefix
+sharing, so an episode's next turn (its conversation so far plus one observation) and a split's next task (the
+same instructions and one-shot) prefill only what is new. Greedy replies are the same token for token as plain
+serving (checked on 8 prompts of os, db, kg and webshop). ``CONTINUOUS_BATCHING`` gives its settings.
 """
 
 from __future__ import annotations
@@ -29,6 +35,20 @@ from agentinstruct.collection.localmodel import LOCAL, _ready, _stop, free_port
 
 STARTUP_TIMEOUT = 600.0
 """Seconds a checkpoint server may take to answer: importing torch and loading weights on 2 busy cores took 40 s."""
+
+
+CB_CACHE_BLOCKS = 64
+"""KV cache blocks of 256 tokens: 16,384 tokens, four conversations of 4,096 (750 MB for SmolLM2-135M). Left to
+itself transformers sizes the cache from free memory, which on a CPU is 90% of the machine's RAM (the server held
+7.2 GB after one request; 1.9 GB with these settings)."""
+CB_MAX_BATCH_TOKENS = 2048
+"""Tokens per forward pass (longer prompts are prefilled in chunks): its attention masks scale with it."""
+CONTINUOUS_BATCHING = ("--continuous-batching", "--cb-num-blocks", str(CB_CACHE_BLOCKS),
+                       "--cb-max-batch-tokens", str(CB_MAX_BATCH_TOKENS))
+"""``transformers serve`` flags for continuous batching. Its sampling settings are the first request's for every
+request (transformers' CB takes one generation config); an evaluation sends the same sampling on every request.
+On 2 shared cores, four ~1,200-token requests at once took 11.5 s against 74.8 s served one at a time, and a
+repeated prompt's prefill 0.46 s against 4.9 s."""
 
 
 class ServeError(RuntimeError):
@@ -78,9 +98,11 @@ def folder_revision(folder: Path) -> str:
 
 
 @contextmanager
-def serve_checkpoint(folder: Path, *, startup_timeout: float = STARTUP_TIMEOUT) -> Iterator[tuple[str, str]]:
+def serve_checkpoint(folder: Path, *, startup_timeout: float = STARTUP_TIMEOUT,
+                     continuous_batching: bool = True) -> Iterator[tuple[str, str]]:
     """Serve a checkpoint dir with ``transformers serve`` on 127.0.0.1 for the block: yields (base_url, model name),
-    then stops the server (its process group, and only it).
+    then stops the server (its process group, and only it). ``continuous_batching=False`` serves one request at a
+    time with ``generate`` (transformers' default).
 
     Example (needs a checkpoint dir; loading its weights takes tens of seconds):
         >>> with serve_checkpoint(Path("runs/agentlm/final")) as (base_url, model):  # doctest: +SKIP
@@ -92,7 +114,8 @@ def serve_checkpoint(folder: Path, *, startup_timeout: float = STARTUP_TIMEOUT) 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [sys.executable, "-c", "import sys; from transformers.cli.transformers import main; sys.exit(main())",
-               "serve", str(folder), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+               "serve", str(folder), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+               *(CONTINUOUS_BATCHING if continuous_batching else ())]
     with tempfile.TemporaryFile(prefix="agentinstruct-serve-") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)

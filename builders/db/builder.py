@@ -1,8 +1,8 @@
 """The ``db`` split: an agent answers questions about, or modifies, a real SQL database.
 
 Task sources: the embedded tasks (``data/tasks.jsonl``, written for this package), their evaluation part
-``embedded-eval`` (AgentBench's dev tasks, ``data/agentbench_dev.jsonl``; no build uses it by default), AgentBench DB files
-(``builders.db_tasks``), Spider/BIRD-style text-to-SQL sets for task derivation and self-instruct
+``embedded-eval`` (AgentBench's dev tasks, ``data/agentbench_dev.jsonl``; refused unless ``--eval-tasks`` is given),
+AgentBench DB files (``builders.db_tasks``), Spider/BIRD-style text-to-SQL sets for task derivation and self-instruct
 (``builders.db_sources``). Each episode gets a fresh database on the chosen backend
 (``builders.db_backends``: SQLite in-process by default, or a MariaDB/MySQL server). The agent runs one SQL
 statement per turn (``Action: Operation`` + a sql block) and ends with ``Action: Answer`` + ``Final Answer: [...]``;
@@ -148,6 +148,8 @@ class DbOptions:
     databases: Path | None = option(None, "folder of <db_id>/<db_id>.sqlite files for Spider/BIRD-style task files "
                                     "(default: database/ or *_databases/ beside the task file)")
     n: int = option(SELF_INSTRUCT_COUNT, "--tasks self-instruct: how many verified tasks to make")
+    eval_tasks: bool = option(False, "allow --tasks embedded-eval (AgentBench's DB dev tasks, the evaluation part); "
+                              "builds of training data refuse it otherwise")
 
 
 class DbBuilder(Builder):
@@ -167,9 +169,10 @@ class DbBuilder(Builder):
     Options = DbOptions
 
     def __init__(self, backend: Backend | None = None, databases: Path | None = None,
-                 run: argparse.Namespace | None = None) -> None:
+                 run: argparse.Namespace | None = None, eval_tasks: bool = False) -> None:
         self._backend = backend or SqliteBackend()
         self.databases = databases
+        self.eval_tasks = eval_tasks
         self._run = run  # the build's other options: --tasks self-instruct needs its model, --out and --n
         self._lock = threading.Lock()
         self._answers: dict[str, list[Any] | None] = {}
@@ -185,7 +188,7 @@ class DbBuilder(Builder):
                 server_address(options.db_url, os.environ.get(options.db_password_env, "")), limits)
         else:
             backend = SqliteBackend(limits)
-        return cls(backend, options.databases, run=run)
+        return cls(backend, options.databases, run=run, eval_tasks=options.eval_tasks)
 
     @property
     def backend(self) -> str:
@@ -203,22 +206,30 @@ class DbBuilder(Builder):
 
     # ------------------------------------------------------------ tasks
     def load_tasks(self, src: str) -> list[Task]:
-        """``embedded`` (the package's own tasks), ``embedded-eval`` (the evaluation part, AgentBench's dev tasks), an
-        AgentBench DB file (JSON lines or a JSON list), a Spider/BIRD question file, or ``self-instruct`` (``build``
-        with ``--out`` and a model).
+        """``embedded`` (the package's own tasks), ``embedded-eval`` (the evaluation part, AgentBench's dev tasks;
+        refused unless the builder has ``eval_tasks``), an AgentBench DB file (JSON lines or a JSON list), a
+        Spider/BIRD question file, or ``self-instruct`` (``build`` with ``--out`` and a model).
 
         Example:
             >>> tasks = DbBuilder().load_tasks("embedded")
             >>> len(tasks) >= 40, {t.source for t in tasks}, tasks[0].task_id
             (True, {'package'}, 'db-embedded-00000-...')
-            >>> len(DbBuilder().load_tasks("embedded-eval"))
+            >>> len(DbBuilder(eval_tasks=True).load_tasks("embedded-eval"))
             60
+            >>> DbBuilder().load_tasks("embedded-eval")
+            Traceback (most recent call last):
+            ...
+            ValueError: db tasks embedded-eval: ... training data is not built from them (give --eval-tasks to run them anyway)
         """
         from agentinstruct.builders.db.sources import is_text2sql_file, load_text2sql
 
         if src == EMBEDDED:
             return load_agentbench(EMBEDDED_TASKS, "package", prefix=f"db-{EMBEDDED}")
         if src == EMBEDDED_EVAL:
+            if not self.eval_tasks:
+                raise ValueError(f"db tasks {src}: its tasks are AgentBench's DB dev tasks "
+                                 "(builders/db/data/agentbench_dev.jsonl), the db evaluation part; training data is "
+                                 "not built from them (give --eval-tasks to run them anyway)")
             return load_agentbench(EVAL_TASKS, "package", prefix=f"db-{EMBEDDED_EVAL}")
         if src == SELF_INSTRUCT:
             return self_instructed_tasks(self, self._run, Path(SELF_INSTRUCT_STORE), load_agentbench)

@@ -2,9 +2,10 @@
 
 Tasks: AgentBench/GrailQA question files (``knowledgegraph/dev.json`` shape), ``embedded`` (questions sampled
 from the graph shipped with the package, less its evaluation part) or ``embedded-eval`` (that part: every fifth
-embedded question, a fifth of each pattern, held out of builds). Backend: any SPARQL 1.1 endpoint (``--sparql-url``; a Freebase
-Virtuoso as AgentBench uses) or the embedded Oxigraph store (the package's graph, or ``--graph`` files). Reward:
-F1 of the answer set against the gold answers (exact match recorded as a component and as ``success``), 15 turns.
+embedded question, a fifth of each pattern, refused unless ``--eval-tasks`` is given). Backend: any SPARQL 1.1
+endpoint (``--sparql-url``; a Freebase Virtuoso as AgentBench uses) or the embedded Oxigraph store (the package's
+graph, or ``--graph`` files). Reward: F1 of the answer set against the gold answers (exact match recorded as a
+component and as ``success``), 15 turns.
 
     agentinstruct build kg --tasks embedded --policy reference --out DIR
     agentinstruct build kg --tasks dev.json --sparql-url http://localhost:3001/sparql --model M --out DIR
@@ -98,6 +99,8 @@ class KgOptions:
                                metavar="FILE")
     query_timeout: float = option(30.0, "seconds per SPARQL query", metavar="S")
     max_results: int = option(1000, "most rows a query returns: relations listed, answers computed", metavar="N")
+    eval_tasks: bool = option(False, "allow --tasks embedded-eval (the embedded questions held out as the evaluation "
+                              "part); builds of training data refuse it otherwise")
 
 
 class KgBuilder(Builder):
@@ -115,9 +118,10 @@ class KgBuilder(Builder):
     Options = KgOptions
     observation_limit = 16_000  # relation lists of big Freebase entities run long; AgentBench does not cut them
 
-    def __init__(self, store: SparqlBackend | None = None, max_results: int = 1000) -> None:
+    def __init__(self, store: SparqlBackend | None = None, max_results: int = 1000, eval_tasks: bool = False) -> None:
         self.store = store if store is not None else OxigraphBackend.embedded()
         self.max_results = max_results
+        self.eval_tasks = eval_tasks
 
     @classmethod
     def from_options(cls, options: "KgOptions", run: argparse.Namespace | None = None) -> "KgBuilder":
@@ -131,21 +135,28 @@ class KgBuilder(Builder):
             store = OxigraphBackend(options.graph, timeout_s=options.query_timeout)
         else:
             store = OxigraphBackend.embedded(timeout_s=options.query_timeout)
-        return cls(store, max_results=options.max_results)
+        return cls(store, max_results=options.max_results, eval_tasks=options.eval_tasks)
 
     @property
     def backend(self) -> str:
         return self.store.name
 
     def load_tasks(self, src: str) -> list[Task]:
-        """``embedded``, ``embedded-eval`` (the questions ``embedded`` holds out) or a question file in
-        AgentBench's dev.json shape.
+        """``embedded``, ``embedded-eval`` (the questions ``embedded`` holds out; refused unless the builder has
+        ``eval_tasks``) or a question file in AgentBench's dev.json shape.
 
-        >>> builder = KgBuilder()
+        >>> builder = KgBuilder(eval_tasks=True)
         >>> train, held_out = builder.load_tasks("embedded"), builder.load_tasks("embedded-eval")
         >>> len(train), len(held_out), {t.task_id for t in train} & {t.task_id for t in held_out}
         (96, 24, set())
+        >>> KgBuilder().load_tasks("embedded-eval")
+        Traceback (most recent call last):
+        ...
+        ValueError: kg tasks embedded-eval: ... training data is not built from them (give --eval-tasks to run them anyway)
         """
+        if src == EMBEDDED_EVAL and not self.eval_tasks:
+            raise ValueError(f"kg tasks {src}: its questions are the ones `{EMBEDDED}` holds out, the kg evaluation "
+                             "part; training data is not built from them (give --eval-tasks to run them anyway)")
         if src in (EMBEDDED, EMBEDDED_EVAL):
             questions = load_questions(EMBEDDED_QUESTIONS, "package")
             held_out = src == EMBEDDED_EVAL

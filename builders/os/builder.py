@@ -2,7 +2,7 @@
 
 Tasks: AgentBench OS JSON (``agentinstruct.builders.os.tasks``) from a file (``--scripts`` for its scripts),
 ``embedded`` (the tasks shipped in ``builders/os/data``), ``embedded-eval`` (the evaluation part: AgentBench's dev
-tasks in ``data/eval``, never built from by default), or ``self-instruct`` (the model writes tasks, the
+tasks in ``data/eval``, refused unless ``--eval-tasks`` is given), or ``self-instruct`` (the model writes tasks, the
 sandbox verifies them: ``agentinstruct.builders.os.selfinstruct``).
 
 Episode: a fresh sandbox (``agentinstruct.builders.os.sandbox``); the task's init scripts run as their own processes and
@@ -174,6 +174,8 @@ class OsOptions:
     command_timeout: float = option(Limits.command_timeout, "seconds before a shell command is interrupted",
                                     metavar="S")
     n: int = option(SELF_INSTRUCT_COUNT, "--tasks self-instruct: how many verified tasks to make")
+    eval_tasks: bool = option(False, "allow --tasks embedded-eval (AgentBench's OS dev tasks, the evaluation part); "
+                              "builds of training data refuse it otherwise")
 
 
 class OsBuilder(Builder):
@@ -192,11 +194,13 @@ class OsBuilder(Builder):
     Options: ClassVar[type] = OsOptions
 
     def __init__(self, *, scripts: Path | None = None, backend: str = "auto", limits: Limits = Limits(),
-                 docker_image: str = DEFAULT_DOCKER_IMAGE, run: argparse.Namespace | None = None):
+                 docker_image: str = DEFAULT_DOCKER_IMAGE, eval_tasks: bool = False,
+                 run: argparse.Namespace | None = None):
         self.scripts = scripts
         self._backend = resolve_backend(backend)
         self.limits = limits
         self.docker_image = docker_image
+        self.eval_tasks = eval_tasks
         self._run = run  # the build's other options: --tasks self-instruct needs its model, --out and --n
         self._warm: WarmSandboxes | None = None  # while a build runs (warm): its pools of ready sandboxes
 
@@ -205,7 +209,7 @@ class OsBuilder(Builder):
         """The builder the options describe; ``run`` (the build's other options) feeds ``--tasks self-instruct``."""
         return cls(scripts=options.scripts, backend=options.backend,
                    limits=Limits(command_timeout=options.command_timeout), docker_image=options.docker_image,
-                   run=run)
+                   eval_tasks=options.eval_tasks, run=run)
 
     @property
     def backend(self) -> str:
@@ -232,8 +236,9 @@ class OsBuilder(Builder):
                 self._warm = None
 
     def load_tasks(self, src: str) -> list[Task]:
-        """``embedded``, ``embedded-eval`` (the evaluation part: AgentBench's 26 dev tasks, ``data/eval``),
-        ``self-instruct`` (needs ``--out`` and a model), or an AgentBench OS task file.
+        """``embedded``, ``embedded-eval`` (the evaluation part: AgentBench's 26 dev tasks, ``data/eval``; refused
+        unless the builder has ``eval_tasks``), ``self-instruct`` (needs ``--out`` and a model), or an AgentBench OS
+        task file.
 
         Example (the two embedded parts; loading tasks starts no sandbox):
             >>> tasks = load_task_file(EVAL_DATA / "dev.json", EVAL_DATA, "package", prefix=EMBEDDED_EVAL)
@@ -243,6 +248,10 @@ class OsBuilder(Builder):
         if src == EMBEDDED:
             return load_task_file(DATA / "tasks.json", DATA, "package", prefix=EMBEDDED)
         if src == EMBEDDED_EVAL:
+            if not self.eval_tasks:
+                raise ValueError(f"os tasks {src}: its tasks are AgentBench's OS dev tasks (builders/os/data/eval), "
+                                 "the os evaluation part; training data is not built from them (give --eval-tasks "
+                                 "to run them anyway)")
             return load_task_file(EVAL_DATA / "dev.json", EVAL_DATA, "package", prefix=EMBEDDED_EVAL)
         if src == SELF_INSTRUCT:
             return self_instructed_tasks(self, self._run, selfinstruct.STORE,

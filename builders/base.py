@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from agentinstruct.builders.options import NoOptions, add_option_arguments, read_options
 from agentinstruct.schemas import INSTRUCTION_SOURCES
@@ -60,6 +60,21 @@ class NoReferenceSolution(ValueError):
     ``--policy reference`` derives nothing for such a task: the build journals it as skipped with this message as
     the reason and counts it (it is not an error, so a resumed build does not run it again).
     """
+
+
+def refuse_evaluation_part(split: str, src: str, what: str) -> NoReturn:
+    """Refuse a task source that is (or holds) the split's evaluation part: training data is not built from it.
+    ``what`` says what the source is; a builder raises this unless its ``eval_tasks`` option is set (``--eval-tasks``,
+    which ``agentinstruct evaluate`` gives).
+
+    Example:
+        >>> refuse_evaluation_part("kg", "embedded-eval", "its questions are the kg evaluation part")
+        Traceback (most recent call last):
+        ...
+        ValueError: kg tasks embedded-eval: its questions are the kg evaluation part; training data is not built from them (give --eval-tasks to run them anyway)
+    """
+    raise ValueError(f"{split} tasks {src}: {what}; training data is not built from them (give --eval-tasks to run "
+                     "them anyway)")
 
 
 @dataclass(frozen=True)

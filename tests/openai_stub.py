@@ -166,6 +166,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read assertions, not access logs
         pass
 
+    def _drop(self) -> None:
+        """Cut the connection without an answer."""
+        self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+
     def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
@@ -185,8 +190,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         owner = self.owner
         if owner._stopping.is_set():  # a server that died answers nothing
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
+            self._drop()
             return
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         if not self.path.rstrip("/").endswith("/chat/completions"):
@@ -201,8 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         if fault == "drop":
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
+            self._drop()
             return
         if owner.latency:
             time.sleep(owner.latency)

@@ -302,41 +302,42 @@ async def run_episodes(
         nonlocal env_error_logged
         again, decided = False, None
         try:
-            who = agent.reseeded(ep.seed) if agent is not None and ep.seed is not None else agent
             try:
-                records = await executor.run(builder, ep.task, f"{builder.split}_{ep.n}", policy=policy, agent=who)
-            except AgentRejected:
-                raise
-            except AgentUnavailable as exc:
-                errors[ep.key] = str(exc)
-            except WorkerLost as exc:  # its Ray node died: errored, and run again now on a live node
-                errors[ep.key] = str(exc)
-                again = lost < LOST_RETRIES
-            except NoReferenceSolution as exc:  # a property of the task: counted, and not run again on resume
-                await asyncio.to_thread(journal.skip, ep.key, str(exc))
-                bar.skipped_one()
-                return
-            except Exception as exc:  # an environment or builder failure: errored, retried on resume
-                errors[ep.key] = f"environment error in task {ep.task.task_id}: {type(exc).__name__}: {exc}"
-                if not env_error_logged:
-                    env_error_logged = True
-                    log.error("%s", errors[ep.key], exc_info=True)
-            else:
-                decided = [decide(r) for r in _provenance(records, build, ep)]
-            if decided is None:
-                await asyncio.to_thread(journal.error, ep.key, errors[ep.key])
-                bar.errored_one()
+                who = agent.reseeded(ep.seed) if agent is not None and ep.seed is not None else agent
+                try:
+                    records = await executor.run(builder, ep.task, f"{builder.split}_{ep.n}", policy=policy, agent=who)
+                except AgentRejected:
+                    raise
+                except AgentUnavailable as exc:
+                    errors[ep.key] = str(exc)
+                except WorkerLost as exc:  # its Ray node died: errored, and run again now on a live node
+                    errors[ep.key] = str(exc)
+                    again = lost < LOST_RETRIES
+                except NoReferenceSolution as exc:  # a property of the task: counted, and not run again on resume
+                    await asyncio.to_thread(journal.skip, ep.key, str(exc))
+                    bar.skipped_one()
+                    return
+                except Exception as exc:  # an environment or builder failure: errored, retried on resume
+                    errors[ep.key] = f"environment error in task {ep.task.task_id}: {type(exc).__name__}: {exc}"
+                    if not env_error_logged:
+                        env_error_logged = True
+                        log.error("%s", errors[ep.key], exc_info=True)
+                else:
+                    decided = [decide(r) for r in _provenance(records, build, ep)]
+                if decided is None:
+                    await asyncio.to_thread(journal.error, ep.key, errors[ep.key])
+                    bar.errored_one()
+            finally:
+                sem.release()
+            if decided is not None:
+                # The next episode has started: this one's line waits for its fsync (4 ms here, up to two of them in a
+                # group commit) off the critical path; a crash before the line is durable runs the episode again on
+                # resume, as before.
+                await commits.finish(ep.key, ep.n, decided)
+                bar.finished(decided)
         except Exception as exc:  # a refusal (AgentRejected) ends the build: no episode starts after it
             failed.append(exc)
             raise
-        finally:
-            sem.release()
-        if decided is not None:
-            # The next episode has started: this one's line waits for its fsync (4 ms here, up to two of them in a
-            # group commit) off the critical path; a crash before the line is durable runs the episode again on
-            # resume, as before.
-            await commits.finish(ep.key, ep.n, decided)
-            bar.finished(decided)
         if again:
             del errors[ep.key]
             await sem.acquire()
@@ -344,11 +345,6 @@ async def run_episodes(
 
     started = time.perf_counter()
     jobs: set[asyncio.Future[None]] = set()
-
-    def ended(job: asyncio.Future[None]) -> None:
-        jobs.discard(job)
-        if not job.cancelled() and job.exception() is not None and job.exception() not in failed:
-            failed.append(job.exception())
 
     # The cyclic collector paused every episode in flight: at 256 in flight its passes took 250-450 ms of a 5 s run
     # (one full pass over the imported libraries 160 ms). What is alive now (modules, tasks, the builder) lives
@@ -372,7 +368,7 @@ async def run_episodes(
                     break
                 job = asyncio.ensure_future(one(ep))
                 jobs.add(job)
-                job.add_done_callback(ended)
+                job.add_done_callback(jobs.discard)
             while jobs and not failed:
                 await asyncio.wait(set(jobs), return_when=asyncio.FIRST_EXCEPTION)
             if failed:

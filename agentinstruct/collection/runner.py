@@ -261,7 +261,7 @@ async def run_episode(
     if policy == "model" and agent is None:
         raise ValueError("--policy model needs a model (--model)")
     # Before the environment starts: a task without a reference solution needs none (the os builder may run a
-    # scratch sandbox here, so it runs in a worker thread like every environment call).
+    # scratch sandbox here, so it runs where the builder's environment calls run).
     actions = await _env_call(builder, reference_solution, builder, task) if policy == "reference" else []
     env = await _open(builder, task)
     try:

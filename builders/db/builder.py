@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from agentinstruct.builders.base import (EMBEDDED, Action, Builder, Environment, FormatError, Score, StepResult, Task,
-                                         Turn)
+                                         Turn, refuse_evaluation_part)
 from agentinstruct.builders.db.backends import (Backend, Database, DbError, Limits, MariadbBackend, Result,
                                                 ServerAddress, SqliteBackend)
 from agentinstruct.builders.db.reward import agentbench_md5, answers_match, parse_answer, result_values, table_hash
@@ -227,9 +227,8 @@ class DbBuilder(Builder):
             return load_agentbench(EMBEDDED_TASKS, "package", prefix=f"db-{EMBEDDED}")
         if src == EMBEDDED_EVAL:
             if not self.eval_tasks:
-                raise ValueError(f"db tasks {src}: its tasks are AgentBench's DB dev tasks "
-                                 "(builders/db/data/agentbench_dev.jsonl), the db evaluation part; training data is "
-                                 "not built from them (give --eval-tasks to run them anyway)")
+                refuse_evaluation_part(self.split, src, "its tasks are AgentBench's DB dev tasks "
+                                       "(builders/db/data/agentbench_dev.jsonl), the db evaluation part")
             return load_agentbench(EVAL_TASKS, "package", prefix=f"db-{EMBEDDED_EVAL}")
         if src == SELF_INSTRUCT:
             return self_instructed_tasks(self, self._run, Path(SELF_INSTRUCT_STORE), load_agentbench)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentinstruct.builders.base import (EMBEDDED, Action, Builder, Environment, FormatError, Score, StepResult, Task,
-                                         Turn)
+                                         Turn, refuse_evaluation_part)
 from agentinstruct.builders.options import option
 
 from .prompt import prompt_turns
@@ -155,8 +155,8 @@ class KgBuilder(Builder):
         ValueError: kg tasks embedded-eval: ... training data is not built from them (give --eval-tasks to run them anyway)
         """
         if src == EMBEDDED_EVAL and not self.eval_tasks:
-            raise ValueError(f"kg tasks {src}: its questions are the ones `{EMBEDDED}` holds out, the kg evaluation "
-                             "part; training data is not built from them (give --eval-tasks to run them anyway)")
+            refuse_evaluation_part(self.split, src, f"its questions are the ones `{EMBEDDED}` holds out, the kg "
+                                   "evaluation part")
         if src in (EMBEDDED, EMBEDDED_EVAL):
             questions = load_questions(EMBEDDED_QUESTIONS, "package")
             held_out = src == EMBEDDED_EVAL

@@ -27,7 +27,7 @@ from typing import Any
 
 from lxml import etree
 
-from agentinstruct.builders.base import EMBEDDED, Action, FormatError, QueryBuilder, Task
+from agentinstruct.builders.base import EMBEDDED, Action, FormatError, QueryBuilder, Task, refuse_evaluation_part
 from agentinstruct.builders.options import option
 
 from .dom import ID, parse_page, reduce_page
@@ -140,8 +140,7 @@ class Mind2webBuilder(QueryBuilder):
 
     def _refuse_eval(self, src: str, what: str) -> None:
         if not self.eval_tasks:
-            raise ValueError(f"mind2web tasks {src}: {what} Mind2Web evaluation tasks; training data is not built "
-                             "from them (give --eval-tasks to run them anyway)")
+            refuse_evaluation_part(self.split, src, f"{what} Mind2Web evaluation tasks")
 
     def _file_tasks(self, src: str, files: list[Path], source: str) -> list[Task]:
         held_out = [f for f in files if is_eval_file(f)]

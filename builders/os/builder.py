@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from agentinstruct.builders.base import (EMBEDDED, Action, Builder, Environment, FormatError, NoReferenceSolution, Task,
-                                         Turn)
+                                         Turn, refuse_evaluation_part)
 from agentinstruct.builders.options import option
 from agentinstruct.builders.os import selfinstruct
 from agentinstruct.builders.os.environment import OsEnvironment, observation, prepare
@@ -249,9 +249,8 @@ class OsBuilder(Builder):
             return load_task_file(DATA / "tasks.json", DATA, "package", prefix=EMBEDDED)
         if src == EMBEDDED_EVAL:
             if not self.eval_tasks:
-                raise ValueError(f"os tasks {src}: its tasks are AgentBench's OS dev tasks (builders/os/data/eval), "
-                                 "the os evaluation part; training data is not built from them (give --eval-tasks "
-                                 "to run them anyway)")
+                refuse_evaluation_part(self.split, src, "its tasks are AgentBench's OS dev tasks "
+                                       "(builders/os/data/eval), the os evaluation part")
             return load_task_file(EVAL_DATA / "dev.json", EVAL_DATA, "package", prefix=EMBEDDED_EVAL)
         if src == SELF_INSTRUCT:
             return self_instructed_tasks(self, self._run, selfinstruct.STORE,

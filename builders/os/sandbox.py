@@ -64,9 +64,9 @@ from __future__ import annotations
 
 import functools
 import json
+import marshal
 import os
 import select
-import shlex
 import shutil
 import signal
 import subprocess
@@ -174,72 +174,9 @@ ETC_DIRS: tuple[str, ...] = ("profile.d", "security/limits.d")
 KEEP_CAPS = ("chown", "dac_override", "fowner", "fsetid", "kill", "setgid", "setuid", "setpcap",
              "net_bind_service", "net_raw", "sys_chroot", "mknod", "audit_write", "setfcap")
 TOP_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+MARSHAL_VERSION = 2
+"""The ``marshal`` format of ``newroot.py``'s settings: version 2 (strings, lists, dicts) reads on every Python 3."""
 
-# Runs inside bwrap with every capability of the sandbox's user namespace: builds the episode's root on one
-# size-capped tmpfs, pivots into it (so nothing of bwrap's staging root stays reachable), drops capabilities
-# and starts the supervisor.
-_SETUP = r"""
-set -eu
-F=/.sandbox/fs
-R=$F/root U=$F/upper
-exec 3< /.sandbox/supervisor.py  # still readable as /dev/fd/3 once the staging root is gone
-# Everything the sandbox can write lives on the one tmpfs $F (/, the overlays' writes, /usr/local, /dev/shm), so
-# disk_mb caps it all at once, and nr_inodes caps the kernel memory that empty files take.
-mount -t tmpfs -o "size=$disk,nr_inodes=$inodes,mode=755" tmpfs "$F"
-mkdir -p "$R" "$U" "$F/shm"
-chmod 1777 "$F/shm"
-mount --bind "$R" "$R"  # pivot_root wants the new root to be a mount point
-cd "$R"
-mkdir -p usr etc root home tmp run/lock var/tmp var/log var/lib var/cache var/spool var/mail var/opt var/local \
-  var/backups srv opt mnt media proc dev sys boot .old
-chmod 700 root; chmod 1777 tmp var/tmp
-ln -s /run var/run; ln -s /run/lock var/lock
-overlay() {
-  mkdir -p "$U/$1" "$U/$1.work"
-  mount -t overlay overlay -o "lowerdir=/$1,upperdir=$U/$1,workdir=$U/$1.work,userxattr" "$R/$1"
-}
-overlay usr
-for d in bin sbin lib lib32 lib64 libx32; do
-  if [ -L "/$d" ]; then ln -s "$(readlink "/$d")" "$d"; elif [ -d "/$d" ]; then mkdir "$d"; overlay "$d"; fi
-done
-mkdir -p usr/local "$U/local"
-(cd "$U/local" && mkdir bin etc games include lib man sbin share src)
-mount --bind "$U/local" usr/local
-# Host directories root may not enter here (owned by an unmapped uid) become empty ones root can: at a real root
-# prompt `find /` does not trip over them either.
-mask() { mount -t tmpfs -o size=4k,nr_inodes=16,mode=700 masked "$1"; }
-printf '%s\n' "$masks" | while IFS= read -r d; do if [ -n "$d" ] && [ -d "$R$d" ]; then mask "$R$d"; fi; done
-# Host files only root may read there (e.g. a root-only file in a listed directory) stay behind: they are exactly
-# the ones to leave out.
-cp -a --no-preserve=ownership /.sandbox/host-etc/. etc/ 2>/dev/null || true
-write_etc
-awk -F: '{print $1":*:19000:0:99999:7:::"}' etc/passwd > etc/shadow
-awk -F: '{print $1":*::"}' etc/group > etc/gshadow
-chmod 640 etc/shadow etc/gshadow
-printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t%s\n' "$host" > etc/hosts
-echo "$host" > etc/hostname
-: > etc/resolv.conf
-ln -s /proc/self/mounts etc/mtab
-cp -a etc/skel/. root/
-chmod 700 root  # the copy gave it skel's mode
-mount --rbind /proc proc
-find proc -mindepth 1 -maxdepth 3 \( -path 'proc/[0-9]*' -o -path proc/self -o -path proc/thread-self \) -prune \
-  -o -type d ! -readable -print | while IFS= read -r d; do mask "$d"; done
-# A /dev of its own with no room for files (bwrap's has no cap): bwrap's device nodes, symlinks and ptys, and the
-# sandbox's /dev/shm.
-mount -t tmpfs -o size=4k,nr_inodes=64,mode=755 tmpfs dev
-for n in null zero full random urandom tty; do : > "dev/$n"; mount --bind "/dev/$n" "dev/$n"; done
-cp -P /dev/fd /dev/stdin /dev/stdout /dev/stderr /dev/ptmx dev/
-mkdir dev/pts dev/shm
-mount --bind /dev/pts dev/pts
-mount --bind "$F/shm" dev/shm
-pivot_root . .old
-cd /
-umount -l /.old
-rmdir /.old
-exec setpriv "--bounding-set=-all,$caps" --inh-caps=-all --ambient-caps=-all -- \
-  python3 -I -S /dev/fd/3 "$limits"
-"""
 
 
 
@@ -257,8 +194,15 @@ class Output:
     """Said to the agent: the command was interrupted, the shell exited and was restarted, ..."""
 
 
-def _supervisor_source() -> str:
-    return resources.files(__package__).joinpath("supervisor.py").read_text(encoding="utf-8")
+@functools.lru_cache(maxsize=None)
+def _source(name: str) -> bytes:
+    """A program of this package that runs inside sandboxes (``supervisor.py``, ``newroot.py``)."""
+    return resources.files(__package__).joinpath(name).read_bytes()
+
+
+def _etc_dirs() -> list[str]:
+    """Directories the sandbox's ``/etc`` gets besides the host's files: ``ETC_DIRS`` and ``ETC_FILES``' parents."""
+    return sorted({str(Path(name).parent) for name in ETC_FILES} - {"."} | set(ETC_DIRS))
 
 
 class Sandbox:
@@ -480,16 +424,6 @@ def _mapped_userns() -> int:
 _JOIN = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n - 1)); done; exec "$@"'
 
 
-@functools.lru_cache(maxsize=None)
-def _write_etc() -> str:
-    """The setup's ``write_etc`` function: ``ETC_DIRS`` and ``ETC_FILES`` into the new root's ``etc/``."""
-    dirs = sorted({str(Path(name).parent) for name in ETC_FILES} - {"."} | set(ETC_DIRS))
-    lines = ["write_etc() {", "mkdir -p " + " ".join(shlex.quote(f"etc/{d}") for d in dirs)]
-    for name, text in ETC_FILES.items():
-        lines.append(f"cat > {shlex.quote('etc/' + name)} <<'__AGENTINSTRUCT_ETC__'\n{text}__AGENTINSTRUCT_ETC__")
-    return "\n".join(lines + ["}"]) + "\n"
-
-
 def _bubblewrap(limits: Limits, reservation: Reservation | None = None) -> Sandbox:
     if shutil.which("bwrap") is None:
         raise SandboxUnavailable("bubblewrap is not installed (Debian/Ubuntu: apt-get install bubblewrap; "
@@ -506,20 +440,20 @@ def _bubblewrap(limits: Limits, reservation: Reservation | None = None) -> Sandb
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
     args += ["--proc", "/proc", "--dev", "/dev", "--dir", "/.sandbox/fs", "--tmpfs", "/.sandbox/host-etc",
-             # The setup's own tools (awk) resolve through the host's /etc/alternatives on Debian.
+             # What runs before the pivot (python3, setpriv) may resolve through the host's /etc/alternatives.
              "--ro-bind-try", "/etc/alternatives", "/etc/alternatives"]
     for name in ETC_ENTRIES:
         args += ["--ro-bind-try", str(HOST_ETC / name), f"/.sandbox/host-etc/{name}"]
-    caps = ",".join(f"+{c}" for c in KEEP_CAPS)
-    # Scripts and options travel in files (bwrap --file, --args), so `ps` in the sandbox shows short lines.
-    values = {"limits": json.dumps(limits.rlimits()), "host": HOSTNAME, "caps": caps,
-              "masks": "\n".join(_closed_dirs()), "disk": f"{limits.disk_mb}m", "inodes": str(limits.inodes())}
-    script = "".join(f"{k}={shlex.quote(v)}\n" for k, v in values.items()) + _write_etc() + "umask 022\n" + _SETUP
-    setup, supervisor = _data_fd(script.encode()), _data_fd(_supervisor_source().encode())
-    args += ["--file", str(setup), "/.sandbox/setup.sh", "--file", str(supervisor), "/.sandbox/supervisor.py",
-             "--cap-add", "ALL"]
+    # The new root is built inside by builders/os/newroot.py, from these settings (its docstring says how).
+    settings = {"limits": json.dumps(limits.rlimits()), "host": HOSTNAME, "caps": ",".join(f"+{c}" for c in KEEP_CAPS),
+                "masks": list(_closed_dirs()), "disk": f"{limits.disk_mb}m", "inodes": str(limits.inodes()),
+                "etc_dirs": _etc_dirs(), "etc_files": ETC_FILES}
+    fds = [_data_fd(_source("newroot.py")), _data_fd(marshal.dumps(settings, MARSHAL_VERSION)),
+           _data_fd(_source("supervisor.py"))]
+    args += ["--file", str(fds[0]), "/.sandbox/newroot.py", "--file", str(fds[1]), "/.sandbox/newroot.settings",
+             "--file", str(fds[2]), "/.sandbox/supervisor.py", "--cap-add", "ALL"]
     argfile = _data_fd(b"".join(a.encode() + b"\0" for a in args))
-    fds = [setup, supervisor, argfile]
+    fds.append(argfile)
     parents = cgroups.episode_parents()[0]
     cgroup = None
     try:
@@ -528,7 +462,7 @@ def _bubblewrap(limits: Limits, reservation: Reservation | None = None) -> Sandb
             argv = ["nsenter", f"--user=/proc/self/fd/{fds[-1]}", "--setuid", "0", "--setgid", "0", "--", "bwrap"]
         else:
             argv = ["bwrap", "--unshare-user", "--uid", "0", "--gid", "0"]
-        argv += ["--args", str(argfile), "--", "/bin/sh", "/.sandbox/setup.sh"]
+        argv += ["--args", str(argfile), "--", "python3", "-I", "-S", "/.sandbox/newroot.py", "/.sandbox/newroot.settings"]
         if parents is not None:
             cgroup = cgroups.Cgroup.create(parents, limits)
             argv = ["/bin/sh", "-c", _JOIN, "sh", str(len(cgroup.procs())), *cgroup.procs(), *argv]
@@ -555,7 +489,7 @@ def _docker(limits: Limits, image: str, reservation: Reservation | None = None) 
     if started.returncode != 0:
         raise SandboxUnavailable(f"docker could not start {image!r}: {started.stderr.strip()[-1000:]} "
                                  f"(build the image with: docker build -t {DEFAULT_DOCKER_IMAGE} builders/os/data)")
-    proc, stderr = _popen(["docker", "exec", "-i", name, "python3", "-I", "-S", "-c", _supervisor_source(),
+    proc, stderr = _popen(["docker", "exec", "-i", name, "python3", "-I", "-S", "-c", _source("supervisor.py").decode(),
                            json.dumps(limits.rlimits())], _docker_env())
     return Sandbox(proc, "docker", limits, stderr, [["docker", "rm", "-f", name]], reservation=reservation)
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -52,3 +58,24 @@ def test_one_episode_through_the_local_server_then_no_server_is_left(tmp_path, c
     assert rc == 0, capsys.readouterr().err
     [record] = iter_records(tmp_path, "all", "os")
     assert record["agent"]["model"] == MODEL_NAME and record["agent"]["usage"]["calls"] >= 1
+
+
+@pytest.mark.slow
+def test_a_terminated_command_stops_the_model_server_it_started(tmp_path):
+    cli = subprocess.Popen([str(Path(sys.executable).with_name("agentinstruct")), "evaluate", "--model", "local",
+                            "--out", str(tmp_path / "eval"), "--splits", "kg", "--limit", "1"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children: list[int] = []
+    deadline = time.monotonic() + 120
+    while not children and time.monotonic() < deadline and cli.poll() is None:
+        time.sleep(0.2)
+        with open(f"/proc/{cli.pid}/task/{cli.pid}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+    assert children, "the command started no model server"
+    cli.send_signal(signal.SIGTERM)
+    assert cli.wait(timeout=60) == 128 + signal.SIGTERM
+    for pid in children:  # its own session: before, it outlived the command
+        deadline = time.monotonic() + 15
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{pid}") or " Z " in open(f"/proc/{pid}/stat").read()

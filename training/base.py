@@ -63,6 +63,11 @@ def is_gguf(name_or_path: str) -> bool:
     return name_or_path.endswith(".gguf")
 
 
+def _write_gguf_source(folder: Path, gguf: Path, digest: str) -> None:
+    # Which GGUF: evaluate serves the dir with llama.cpp through a GGUF export of it (evaluation.gguf_export).
+    (folder / GGUF_SOURCE).write_text(json.dumps({"gguf": str(gguf), "sha256": digest}) + "\n", encoding="utf-8")
+
+
 def plain_checkpoint(spec: str) -> Path:
     """A plain (unquantized, trainable) checkpoint dir made from a GGUF file, converted once and cached.
 
@@ -74,6 +79,8 @@ def plain_checkpoint(spec: str) -> Path:
     digest = sha256_file(gguf)
     target = cache_dir() / "gguf" / digest[:16]
     if (target / "config.json").exists():
+        if not (target / GGUF_SOURCE).exists():  # converted before the file existed: say where it came from now
+            _write_gguf_source(target, gguf, digest)
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -93,8 +100,7 @@ def plain_checkpoint(spec: str) -> Path:
     try:
         plain.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        # Which GGUF: evaluate serves the dir with llama.cpp through a GGUF export of it (evaluation.gguf_export).
-        (tmp / GGUF_SOURCE).write_text(json.dumps({"gguf": str(gguf), "sha256": digest}) + "\n", encoding="utf-8")
+        _write_gguf_source(tmp, gguf, digest)
         tmp.rename(target)
     except OSError:
         if not (target / "config.json").exists():

@@ -2,8 +2,8 @@
 
 bwrap runs it as ``python3 -I -S /.sandbox/newroot.py /.sandbox/newroot.settings`` (the host's python3, as root
 of the sandbox's user namespace with all of that namespace's capabilities); ``agentinstruct.builders.os.sandbox``
-writes the settings (``disk``, ``inodes``, ``masks``, ``etc_dirs``, ``etc_files``, ``host``, ``caps``, ``limits``)
-with ``marshal`` at a fixed format version, which every Python 3 reads.
+writes the settings (``disk``, ``inodes``, ``masks``, ``top_dirs``, ``etc_dirs``, ``etc_files``, ``host``,
+``caps``, ``limits``) with ``marshal`` at a fixed format version, which every Python 3 reads.
 
 - The root lives on one tmpfs (``size=disk``, ``nr_inodes=inodes``): ``/``, the overlays' upper layers over the
   host's read-only ``/usr`` (and ``/bin``, ``/lib*`` where they are directories), ``/usr/local``, ``/dev/shm``;
@@ -33,7 +33,6 @@ FS, ROOT, UPPER = "/.sandbox/fs", "/.sandbox/fs/root", "/.sandbox/fs/upper"
 DIRS = ("usr", "etc", "root", "home", "tmp", "run/lock", "var/tmp", "var/log", "var/lib", "var/cache", "var/spool",
         "var/mail", "var/opt", "var/local", "var/backups", "srv", "opt", "mnt", "media", "proc", "dev", "sys", "boot",
         ".old")
-TOP_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 LOCAL_DIRS = ("bin", "etc", "games", "include", "lib", "man", "sbin", "share", "src")
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 DEV_LINKS = ("fd", "stdin", "stdout", "stderr", "ptmx")
@@ -203,7 +202,7 @@ def main(settings_path):
     os.symlink("/run", "var/run")
     os.symlink("/run/lock", "var/lock")
     overlay("usr")
-    for name in TOP_DIRS:
+    for name in settings["top_dirs"]:
         host = "/" + name
         if os.path.islink(host):
             os.symlink(os.readlink(host), name)

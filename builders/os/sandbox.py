@@ -178,8 +178,6 @@ MARSHAL_VERSION = 2
 """The ``marshal`` format of ``newroot.py``'s settings: version 2 (strings, lists, dicts) reads on every Python 3."""
 
 
-
-
 @dataclass(frozen=True)
 class Output:
     """What a command left: its output (stdout and stderr together, capped), exit status and what happened."""
@@ -447,7 +445,7 @@ def _bubblewrap(limits: Limits, reservation: Reservation | None = None) -> Sandb
     # The new root is built inside by builders/os/newroot.py, from these settings (its docstring says how).
     settings = {"limits": json.dumps(limits.rlimits()), "host": HOSTNAME, "caps": ",".join(f"+{c}" for c in KEEP_CAPS),
                 "masks": list(_closed_dirs()), "disk": f"{limits.disk_mb}m", "inodes": str(limits.inodes()),
-                "etc_dirs": _etc_dirs(), "etc_files": ETC_FILES}
+                "etc_dirs": _etc_dirs(), "etc_files": ETC_FILES, "top_dirs": list(TOP_DIRS)}
     fds = [_data_fd(_source("newroot.py")), _data_fd(marshal.dumps(settings, MARSHAL_VERSION)),
            _data_fd(_source("supervisor.py"))]
     args += ["--file", str(fds[0]), "/.sandbox/newroot.py", "--file", str(fds[1]), "/.sandbox/newroot.settings",

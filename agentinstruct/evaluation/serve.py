@@ -6,11 +6,11 @@
 - ``local``: SmolLM2-135M-Instruct on the package's llama.cpp server (``collection.localmodel``);
 - a local checkpoint dir (a ``save_pretrained`` folder, e.g. what ``training/sft.py`` writes), served for the
   run on 127.0.0.1 and stopped afterwards:
-  - trained from a GGUF (its ``recipe.yaml`` names one, as the CPU recipe's embedded SmolLM2): its weights are
-    written once as a GGUF with the base's metadata and the dir's chat template (``gguf_export``, cached per
-    revision) and served by the same llama.cpp server as ``local``. Greedy replies equal ``transformers``'
-    ``generate`` on the checkpoint token for token (48 tokens checked), at 60-110 tokens/s on two cores against
-    about 2 for ``transformers serve``: a six-split evaluation takes minutes instead of hours;
+  - trained from a GGUF (its ``recipe.yaml`` names one, as the CPU recipe's embedded SmolLM2) or converted from
+    one (``training.base.plain_checkpoint``): its weights are written once as a GGUF with the base's metadata and
+    the dir's chat template (``gguf_export``, cached per revision) and served by the same llama.cpp server as
+    ``local``. Greedy replies equal ``transformers``' ``generate`` on the checkpoint token for token (48 tokens
+    checked), at tens of tokens a second on two cores against about 2 for ``transformers serve``;
   - any other: transformers' own OpenAI-compatible server (``transformers serve DIR``: FastAPI + uvicorn, the
     dir's chat template, ``/v1/chat/completions``), which needs nothing beyond transformers, works offline on a
     local dir, and runs the weights exactly as training saved them (llama.cpp's general HF converter is not

@@ -32,6 +32,19 @@ def test_the_checkpoints_base_gguf_is_found_from_its_recipe_or_its_conversion(tm
     assert gguf_base(plain_checkpoint(EMBEDDED_GGUF)) == str(gguf_path())
 
 
+def test_a_cached_conversion_names_the_gguf_found_now_when_the_one_that_made_it_has_moved(tmp_path, monkeypatch):
+    # What CI met: the cache outlived the venv that filled it, and the GGUF it recorded was gone.
+    from agentinstruct.training.base import GGUF_SOURCE, cache_dir
+
+    converted = plain_checkpoint(EMBEDDED_GGUF)
+    monkeypatch.setenv("AGENTINSTRUCT_CACHE", str(tmp_path))
+    moved = cache_dir() / "gguf" / converted.name
+    shutil.copytree(converted, moved)
+    (moved / GGUF_SOURCE).write_text(json.dumps({"gguf": "/gone/venv/model.gguf", "sha256": "x"}) + "\n")
+    assert plain_checkpoint(EMBEDDED_GGUF) == moved
+    assert gguf_base(moved) == str(gguf_path())
+
+
 def test_a_checkpoint_of_other_shapes_is_refused_naming_the_field(tmp_path):
     source = plain_checkpoint(EMBEDDED_GGUF)
     config = json.loads((source / "config.json").read_text())

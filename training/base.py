@@ -68,6 +68,13 @@ def _write_gguf_source(folder: Path, gguf: Path, digest: str) -> None:
     (folder / GGUF_SOURCE).write_text(json.dumps({"gguf": str(gguf), "sha256": digest}) + "\n", encoding="utf-8")
 
 
+def _recorded_gguf(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / GGUF_SOURCE).read_text(encoding="utf-8"))["gguf"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def plain_checkpoint(spec: str) -> Path:
     """A plain (unquantized, trainable) checkpoint dir made from a GGUF file, converted once and cached.
 
@@ -79,7 +86,9 @@ def plain_checkpoint(spec: str) -> Path:
     digest = sha256_file(gguf)
     target = cache_dir() / "gguf" / digest[:16]
     if (target / "config.json").exists():
-        if not (target / GGUF_SOURCE).exists():  # converted before the file existed: say where it came from now
+        # The cache is keyed by content, so the file that made it may since have moved (a venv made again
+        # elsewhere) or predate GGUF_SOURCE: name the file found now, which has the same bytes.
+        if _recorded_gguf(target) != str(gguf):
             _write_gguf_source(target, gguf, digest)
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer

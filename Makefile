@@ -22,10 +22,16 @@ system-deps:
 # torch goes first, pinned: the CPU build lies on disk, and an unpinned torch pulls several GB of CUDA wheels.
 # alfworld's fast-downward builds from source by running `python build.py`: the venv's python must come first on
 # PATH, or another interpreter on the machine runs it and the build fails.
+# llama-cpp-python compiles llama.cpp for the building machine's CPU by default, AMX included where the CPU lists it,
+# and its AMX matrix product crashed (SIGSEGV on any prompt of more than a few tokens) on a VM whose CPU lists AMX.
+# So it is built for AVX2, which any x86-64 CPU of the last decade runs, and never from a wheel cached by an
+# earlier, native build (pip's cache keys a wheel by its source, not by CMAKE_ARGS).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q --no-cache-dir "llama-cpp-python[server]>=0.3"
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PIP) install -q -e ".[test,ray,eval]"
 	touch $@
 

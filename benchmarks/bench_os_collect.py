@@ -8,7 +8,9 @@ server (tests/openai_stub.py, its own process) answers each call after ``--laten
 Ideal: latency-bound episodes, ``c / (latency * TURNS)`` episodes per second with ``c`` in flight: what the
 episodes would take if sandbox start, the command, the checker and the engine cost nothing. The warm pool starts
 sandboxes ahead of need, so their start cost is inside the measured time only where the pool cannot keep up; the
-ratio shows what everything costs on top of the model's latency::
+ratio shows what everything costs on top of the model's latency. ``cores busy`` and ``CPU ms/ep`` are the
+machine's CPU over the run (all processes, sandboxes included): a build cannot go faster than ``cores / CPU per
+episode`` episodes a second, whatever the model's latency::
 
     .venv/bin/python benchmarks/bench_os_collect.py [--latency 1.0] [--concurrency 8 32] [--seconds 8]
 """
@@ -60,6 +62,17 @@ async def run(url: str, out: Path, concurrency: int, n: int, memory_mb: int) -> 
     return outcome.seconds, len(outcome.records), calls
 
 
+def cpu_seconds() -> float:
+    """CPU time the whole machine has spent busy (all cores, user + system), from /proc/stat.
+
+    Sandboxes are not this process's children once bubblewrap forks, so the machine's figure is the one that counts
+    them all; it also counts whatever else runs, so read it on a quiet machine.
+    """
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--latency", type=float, default=1.0, help="server seconds per request (default 1.0)")
@@ -76,16 +89,20 @@ def main() -> None:
         print(f"os split, bubblewrap sandboxes of {args.memory_mb} MiB each; server latency {args.latency}s, {TURNS} "
               "model calls per episode")
         print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        print(f"{'concurrency':>11} {'episodes':>8} {'seconds':>8} {'eps/s':>8} {'ideal':>8} {'ratio':>6} {'calls/ep':>8}")
+        print(f"{'concurrency':>11} {'episodes':>8} {'seconds':>8} {'eps/s':>8} {'ideal':>8} {'ratio':>6} "
+              f"{'calls/ep':>8} {'cores busy':>10} {'CPU ms/ep':>9}")
         for c in args.concurrency:
             ideal = c / (args.latency * TURNS)
             n = max(c, round(ideal * args.seconds))
             with tempfile.TemporaryDirectory() as tmp:
-                start = time.perf_counter()
+                start, busy = time.perf_counter(), cpu_seconds()
                 seconds, episodes, calls = asyncio.run(run(url, Path(tmp) / "out", c, n, args.memory_mb))
+                busy, wall = cpu_seconds() - busy, time.perf_counter() - start
             rate = episodes / seconds
+            # CPU per episode bounds the rate at cores / cpu: past that, a lower latency cannot make it faster.
             print(f"{c:>11} {episodes:>8} {seconds:>8.2f} {rate:>8.2f} {ideal:>8.2f} {rate / ideal:>6.2f} "
-                  f"{calls / episodes:>8.2f}   (with the dataset write {time.perf_counter() - start:.1f}s)")
+                  f"{calls / episodes:>8.2f} {busy / wall:>10.2f} {1000 * busy / episodes:>9.0f}   "
+                  f"(with the dataset write {wall:.1f}s)")
         print(f"load average {os.getloadavg()[0]:.1f}")
     finally:
         proc.terminate()

@@ -103,6 +103,9 @@ def local_server(*, n_ctx: int = 8192, startup_timeout: float = 120.0, gguf: Pat
         "--model", str(gguf or gguf_path()), "--model_alias", alias,
         "--host", "127.0.0.1", "--port", str(port),
         "--n_ctx", str(n_ctx), "--n_threads", str(os.cpu_count() or 1),
+        # Reading the prompt is most of an agent episode's time on a CPU (long prompts, short replies), and flash
+        # attention reads it 1.28x as fast here (SmolLM2-135M, 890 tokens, 2 cores), decoding unchanged.
+        "--flash_attn", "true",
     ]  # fmt: skip
     with tempfile.TemporaryFile(prefix="agentinstruct-llama-") as logfile:
         proc = subprocess.Popen(command, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -76,6 +76,6 @@ def test_llama_cpp_on_the_export_answers_as_transformers_does_on_the_checkpoint(
     inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
     generated = model.generate(**inputs, max_new_tokens=24, do_sample=False)
     expected = tokenizer.decode(generated[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-    llm = Llama(str(out), n_ctx=1024, n_threads=2, verbose=False)
+    llm = Llama(str(out), n_ctx=1024, n_threads=2, flash_attn=True, verbose=False)  # as local_server runs it
     reply = llm.create_chat_completion(messages, max_tokens=24, temperature=0.0)["choices"][0]["message"]["content"]
     assert reply == expected.strip() or reply == expected

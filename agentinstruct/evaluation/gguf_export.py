@@ -48,11 +48,12 @@ def gguf_base(folder: Path) -> str | None:
     """
     import yaml
 
-    from agentinstruct.training.base import GGUF_SOURCE
+    from agentinstruct.training.base import recorded_gguf
 
     folder = Path(folder)
-    if (folder / GGUF_SOURCE).is_file():
-        return json.loads((folder / GGUF_SOURCE).read_text(encoding="utf-8"))["gguf"]
+    recorded = recorded_gguf(folder)
+    if recorded is not None:
+        return recorded
     if not (folder / "recipe.yaml").is_file():
         return None
     spec = (yaml.safe_load((folder / "recipe.yaml").read_text(encoding="utf-8")) or {}).get("model_name_or_path")

@@ -27,11 +27,12 @@ system-deps:
 # So it is built for AVX2, which any x86-64 CPU of the last decade runs, and never from a wheel cached by an
 # earlier, native build (pip's cache keys a wheel by its source, not by CMAKE_ARGS).
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+LLAMA_REQUIREMENT := $(shell grep -o 'llama-cpp-python\[server\][^ ]*' setup.cfg)
 $(VENV)/.installed: setup.cfg pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q --no-cache-dir "llama-cpp-python[server]>=0.3"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install -q --no-cache-dir "$(LLAMA_REQUIREMENT)"
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PIP) install -q -e ".[test,ray,eval]"
 	touch $@
 

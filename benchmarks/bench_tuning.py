@@ -5,7 +5,8 @@ Every stage is the command a user runs (README: "Training AgentLM", "Evaluating 
 
 1. data: ``agentinstruct demo --out WORK/data``, the six splits built from their embedded training sources
    (``--data DIR`` takes an existing dataset dir instead);
-2. mixture: ``agentinstruct mix --agent WORK/data --eta 0.2 --samples N --seed 0``, ShareGPT as the general part;
+2. mixture: ``agentinstruct mix --agent WORK/data --eta 0.2 --samples N --seed 0 --no-oversample``, ShareGPT as the
+   general part, exactly round(0.2 * N) agent rows, each used once;
 3. training: ``python -m agentinstruct.training.sft --config training/recipes/smollm2-135m-cpu.yaml`` on it;
 4. base: the same starting weights as a plain checkpoint (``training.base.plain_checkpoint`` of the embedded GGUF),
    so both models are served the same way: ``evaluate`` serves a checkpoint dir that comes from a GGUF with
@@ -19,8 +20,8 @@ Printed: per split the paper's metric and the error analysis' two elementary mis
 format error, with an action repeated right after itself) before and after, each with its 95% interval (Wilson's
 for rates, the bootstrap for mean rewards, as ``evaluate`` computes them), the general score, whether each change
 is within noise, and each stage's wall time. Whatever comes out is reported; at 20 tasks an interval spans about
-+-20 points, so only a large change is more than noise. One run on 2 cores took about 55 minutes (README,
-"Evaluating a checkpoint")::
++-20 points, so only a large change is more than noise. One run on 2 quiet cores (AMD EPYC, AVX2) took 38 minutes,
+plus about a minute on a fresh machine to convert and export the base once (README, "Evaluating a checkpoint")::
 
     .venv/bin/python benchmarks/bench_tuning.py [--work DIR] [--limit 20] [--max-turns 2] [--max-tokens 64]
                                                 [--samples 64] [--steps 15] [--json OUT]
@@ -145,8 +146,11 @@ def main() -> None:
     if not args.data:
         _run("data", [str(BIN / "agentinstruct"), "demo", "--out", str(data)], timings, data / "manifest.json")
     mix = work / "mix"
+    # --no-oversample: exactly round(0.2 * samples) agent rows. A per-example draw at 64 samples gives 7 to 19 agent
+    # rows for 95% of seeds (seed 0 drew 6): the dose of agent data would be as noisy as the outcome it is to explain.
     _run("mix", [str(BIN / "agentinstruct"), "mix", "--agent", str(data), "--eta", "0.2", "--samples",
-                 str(args.samples), "--seed", "0", "--out", str(mix)], timings, mix / "mixture.json")
+                 str(args.samples), "--seed", "0", "--no-oversample", "--out", str(mix)], timings,
+         mix / "mixture.json")
     tuned = work / "tuned"
     _run("train", [sys.executable, "-m", "agentinstruct.training.sft", "--config", str(RECIPE), "--dataset_name",
                    str(mix), "--output_dir", str(tuned), "--max_steps", str(args.steps)], timings,

@@ -6,7 +6,8 @@ Every stage is the command a user runs (README: "Training AgentLM", "Evaluating 
 1. data: ``agentinstruct demo --out WORK/data``, the six splits built from their embedded training sources
    (``--data DIR`` takes an existing dataset dir instead);
 2. mixture: ``agentinstruct mix --agent WORK/data --eta 0.2 --samples N --seed 0 --no-oversample``, ShareGPT as the
-   general part, exactly round(0.2 * N) agent rows, each used once;
+   general part: every row at most once, round(0.2 * N) of them agent rows (N shrinks only when the data holds
+   fewer than 0.2 * N agent rows);
 3. training: ``python -m agentinstruct.training.sft --config training/recipes/smollm2-135m-cpu.yaml`` on it;
 4. base: the same starting weights as a plain checkpoint (``training.base.plain_checkpoint`` of the embedded GGUF),
    so both models are served the same way: ``evaluate`` serves a checkpoint dir that comes from a GGUF with
@@ -146,8 +147,9 @@ def main() -> None:
     if not args.data:
         _run("data", [str(BIN / "agentinstruct"), "demo", "--out", str(data)], timings, data / "manifest.json")
     mix = work / "mix"
-    # --no-oversample: exactly round(0.2 * samples) agent rows. A per-example draw at 64 samples gives 7 to 19 agent
-    # rows for 95% of seeds (seed 0 drew 6): the dose of agent data would be as noisy as the outcome it is to explain.
+    # --no-oversample: exactly round(0.2 * samples) agent rows when the data has them. A per-example draw at 64
+    # samples gives 7 to 19 agent rows for 95% of seeds (seed 0 drew 6): the dose of agent data would be as noisy as
+    # the outcome it is to explain.
     _run("mix", [str(BIN / "agentinstruct"), "mix", "--agent", str(data), "--eta", "0.2", "--samples",
                  str(args.samples), "--seed", "0", "--no-oversample", "--out", str(mix)], timings,
          mix / "mixture.json")
